@@ -1,0 +1,370 @@
+"""Command-line interface: ``repscope lid``, ``repscope spectrum``, ``repscope demo``.
+
+A thin typer app over the library. ``--json`` prints exactly one JSON object on stdout and
+nothing else there. Bad input (a bad file, a bad option value, anything the library rejects
+with an ``InputError``) prints one line ``error: <problem and fix>`` on stderr and exits with
+status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+try:  # recent typer vendors click privately; its usage errors derive from these
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:  # pragma: no cover - older typer runs on click itself
+    from click.exceptions import ClickException, NoArgsIsHelpError
+
+from repscope import __version__
+from repscope._validation import InputError
+
+#: Exit status for bad input, as click uses for usage errors.
+EXIT_BAD_INPUT = 2
+
+
+class _OneLineErrorGroup(TyperGroup):
+    """Reports click usage errors (bad option value, missing FILE) as one ``error:`` line."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except NoArgsIsHelpError as exc:
+            if exc.format_message():  # rich help has already been printed, plain help not
+                typer.echo(exc.format_message(), err=True)
+            sys.exit(exc.exit_code)
+        except ClickException as exc:
+            message = exc.format_message().rstrip()
+            if exc.ctx is not None:
+                message += ("" if message.endswith(".") else ".") + (
+                    f" Run '{exc.ctx.command_path} --help' for usage."
+                )
+            _error_line(message)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        # without standalone mode, click returns an explicit Exit's code instead of exiting
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+app = typer.Typer(
+    name="repscope",
+    cls=_OneLineErrorGroup,
+    help="Local intrinsic dimension and global spectra of representations.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _error_line(message: str) -> None:
+    typer.echo("error: " + " ".join(message.split()), err=True)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn bad input into one stderr line and exit 2; library warnings into one line each."""
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+    except (ValueError, OSError) as exc:  # InputError is a ValueError
+        _error_line(str(exc) or type(exc).__name__)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    for w in caught:
+        typer.echo("warning: " + " ".join(str(w.message).split()), err=True)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"repscope {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """repscope: local intrinsic dimension and global spectra of representations."""
+
+
+# ---- option parsing: every bad value is an InputError, so it reads like any other bad input
+
+
+def _parse_k(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isascii() and p.isdigit() for p in parts):
+        raise InputError(
+            f"--k {text!r} is not a comma-separated list of whole numbers; "
+            "pass e.g. --k 5,10,20,50."
+        )
+    return tuple(int(p) for p in parts)
+
+
+def _parse_pca(text: str) -> int | None:
+    if text.strip().lower() == "none":
+        return None
+    if not (text.strip().isascii() and text.strip().isdigit()) or int(text) < 1:
+        raise InputError(
+            f"--pca {text!r} is not a positive integer or 'none'; pass e.g. --pca 300."
+        )
+    return int(text)
+
+
+def _parse_choice(option: str, value: str, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise InputError(f"{option} {value!r} is not known; pass one of {', '.join(choices)}.")
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain Python values for json: NumPy scalars unwrapped, non-finite floats as null."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _print_json(obj: Any) -> None:
+    typer.echo(json.dumps(_jsonable(obj), allow_nan=False))
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    if value is None or not math.isfinite(value):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+FileArg = Annotated[
+    Path,
+    typer.Argument(
+        help="Embedding: a .npy array (n_samples, n_features), or a .npz with 'X' (and 'ids').",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")
+]
+DeviceOpt = Annotated[str, typer.Option(help="Where the kNN search runs: auto, cpu or cuda.")]
+
+
+@app.command()
+def lid(
+    file: FileArg,
+    k: Annotated[
+        str | None,
+        typer.Option(
+            "--k",
+            help="Comma-separated neighbourhood sizes, e.g. 5,10,20,50. "
+            "Default: 5,10,20,50,100,200,500,1000 capped below the number of distinct points.",
+            show_default=False,
+        ),
+    ] = None,
+    estimator: Annotated[
+        str,
+        typer.Option(help="mle, mle-unbiased, twonn, mada, mom, tle or gride."),
+    ] = "mle",
+    aggregate: Annotated[
+        str, typer.Option(help="How pointwise values become one number: mean, harmonic, median.")
+    ] = "mean",
+    pca: Annotated[
+        str,
+        typer.Option(
+            help="Principal components kept first (fewer if the data has fewer), or 'none' to skip."
+        ),
+    ] = "300",
+    duplicates: Annotated[
+        str, typer.Option(help="Exact duplicate rows: 'drop' (and count them) or 'raise'.")
+    ] = "drop",
+    bootstrap: Annotated[
+        int, typer.Option(help="Bootstrap resamples of the points for a CI; 0 for none.")
+    ] = 0,
+    confidence: Annotated[float, typer.Option(help="Level of the bootstrap CI.")] = 0.95,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+    device: DeviceOpt = "auto",
+    json_out: JsonOpt = False,
+) -> None:
+    """Local intrinsic dimension profile of an embedding over neighbourhood sizes K."""
+    import repscope
+    from repscope.io import load_embedding
+
+    with _user_errors():
+        ks = _parse_k(k)
+        estimator = _parse_choice("--estimator", estimator, repscope.ESTIMATORS)
+        aggregate = _parse_choice("--aggregate", aggregate, repscope.AGGREGATES)
+        n_pca = _parse_pca(pca)
+        duplicates = _parse_choice("--duplicates", duplicates, ("drop", "raise"))
+        if bootstrap < 0:
+            raise InputError(f"--bootstrap {bootstrap} is negative; pass 0 (no CI) or e.g. 200.")
+        X, _ = load_embedding(file)
+        result = repscope.local_dimension(
+            X,
+            k=ks,
+            estimator=estimator,
+            aggregate=aggregate,
+            pca=n_pca,
+            duplicates=duplicates,
+            device=device,
+            n_bootstrap=bootstrap,
+            confidence=confidence,
+            random_state=seed,
+        )
+    if json_out:
+        _print_json(result.to_dict())
+        return
+    _print_lid_table(file, result)
+
+
+def _print_lid_table(file: Path, result: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    pca = "none" if result.pca is None else f"{result.pca} components"
+    console.print(
+        f"[bold]{file.name}[/]: {result.n_points} points ({result.duplicates_dropped} duplicates "
+        f"dropped), {result.n_features} features, PCA {pca}; "
+        f"estimator {result.estimator}, aggregate {result.aggregate}",
+        highlight=False,
+    )
+    table = Table("K", "LID", title="local intrinsic dimension")
+    table.columns[0].justify = table.columns[1].justify = "right"
+    if result.ci is not None:
+        table.add_column("CI", justify="right")
+    for kk in result.k:
+        row = [str(kk), _fmt(result.profile[kk])]
+        if result.ci is not None:
+            low, high = result.ci[kk]
+            row.append(f"[{_fmt(low)}, {_fmt(high)}]")
+        table.add_row(*row)
+    console.print(table)
+
+
+@app.command()
+def spectrum(file: FileArg, json_out: JsonOpt = False) -> None:
+    """Global spectral measures: PCA90/95, participation ratio, effective rank, power-law alpha."""
+    import repscope
+    from repscope.io import load_embedding
+
+    with _user_errors():
+        X, _ = load_embedding(file)
+        spec = repscope.spectrum(X)
+    summary = {
+        "pca90": spec.pca90,
+        "pca95": spec.pca95,
+        "participation_ratio": spec.participation_ratio,
+        "effective_rank": spec.effective_rank,
+        "alpha": spec.alpha,
+    }
+    if json_out:
+        _print_json(summary)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"[bold]{file.name}[/]: {X.shape[0]} samples, {X.shape[1]} features", highlight=False
+    )
+    lo, hi = spec.alpha_range
+    table = Table("measure", "value", title="global spectrum")
+    table.columns[1].justify = "right"
+    table.add_row("PCA components for 90% variance", str(spec.pca90))
+    table.add_row("PCA components for 95% variance", str(spec.pca95))
+    table.add_row("participation ratio", _fmt(spec.participation_ratio))
+    table.add_row("effective rank", _fmt(spec.effective_rank))
+    table.add_row(f"power-law alpha (ranks {lo}–{hi})", _fmt(spec.alpha, 3))
+    console.print(table)
+
+
+@app.command()
+def demo(
+    device: DeviceOpt = "auto",
+    json_out: JsonOpt = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+) -> None:
+    """LID profiles and global measures of built-in offline data (manifolds, digits, MNIST)."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from repscope.demo import DEMO_K, demo_datasets, iter_demo
+
+    sets = demo_datasets()
+    rows = []
+    with _user_errors():
+        with Progress(console=Console(stderr=True), transient=True, disable=not progress) as bar:
+            task = bar.add_task(f"measuring {sets[0].name}", total=len(sets))
+            for i, row in enumerate(iter_demo(sets, device=device)):
+                rows.append(row)
+                following = f"measuring {sets[i + 1].name}" if i + 1 < len(sets) else "done"
+                bar.update(task, advance=1, description=following)
+    if json_out:
+        _print_json({"k": list(DEMO_K), "datasets": [r.to_dict() for r in rows]})
+        return
+    _print_demo_table(rows, DEMO_K)
+
+
+def _print_demo_table(rows: Sequence[Any], ks: Sequence[int]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    shown = [kk for kk in (10, 50, 200) if kk in ks] or list(ks)
+    table = Table(title="repscope demo: local (MLE, mean) vs global dimension")
+    table.add_column("dataset", no_wrap=True)
+    table.add_column("true d", justify="right")
+    for kk in shown:
+        table.add_column(f"LID K={kk}", justify="right")
+    for name in ("PCA90", "PR", "eff. rank"):
+        table.add_column(name, justify="right")
+    for r in rows:
+        table.add_row(
+            r.name,
+            "–" if r.true_dim is None else str(r.true_dim),
+            *(_fmt(r.profile.get(kk)) for kk in shown),
+            str(r.pca90),
+            _fmt(r.participation_ratio, 1),
+            _fmt(r.effective_rank, 1),
+        )
+    console = Console()
+    console.print(table)
+    console.print(
+        "LID: Levina–Bickel MLE averaged over points, after PCA to 300 components. "
+        "PCA90: components for 90% of the variance. PR: participation ratio. "
+        "Data sizes and every K: repscope demo --json.",
+        highlight=False,
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
