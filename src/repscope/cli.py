@@ -25,8 +25,9 @@ try:  # recent typer vendors click privately; its usage errors derive from these
 except ImportError:  # pragma: no cover - older typer runs on click itself
     from click.exceptions import ClickException, NoArgsIsHelpError
 
-from repscope import __version__
+import repscope
 from repscope._validation import InputError
+from repscope.io import load_embedding
 
 #: Exit status for bad input, as click uses for usage errors.
 EXIT_BAD_INPUT = 2
@@ -96,7 +97,7 @@ def _user_errors() -> Iterator[None]:
 
 def _version_callback(value: bool) -> None:
     if value:
-        typer.echo(f"repscope {__version__}")
+        typer.echo(f"repscope {repscope.__version__}")
         raise typer.Exit()
 
 
@@ -216,9 +217,6 @@ def lid(
     json_out: JsonOpt = False,
 ) -> None:
     """Local intrinsic dimension profile of an embedding over neighbourhood sizes K."""
-    import repscope
-    from repscope.io import load_embedding
-
     with _user_errors():
         ks = _parse_k(k)
         estimator = _parse_choice("--estimator", estimator, repscope.ESTIMATORS)
@@ -243,30 +241,32 @@ def lid(
     if json_out:
         _print_json(result.to_dict())
         return
-    _print_lid_table(file, result)
+    _print_lid_table(file, result, confidence)
 
 
-def _print_lid_table(file: Path, result: Any) -> None:
+def _print_lid_table(file: Path, result: Any, confidence: float) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
     pca = "none" if result.pca is None else f"{result.pca} components"
     console.print(
-        f"[bold]{file.name}[/]: {result.n_points} points ({result.duplicates_dropped} duplicates "
-        f"dropped), {result.n_features} features, PCA {pca}; "
+        f"[bold]{escape(file.name)}[/]: {result.n_points} points "
+        f"({result.duplicates_dropped} duplicates dropped), {result.n_features} features, "
+        f"PCA {pca}; "
         f"estimator {result.estimator}, aggregate {result.aggregate}",
         highlight=False,
     )
     table = Table("K", "LID", title="local intrinsic dimension")
     table.columns[0].justify = table.columns[1].justify = "right"
     if result.ci is not None:
-        table.add_column("CI", justify="right")
+        table.add_column(f"{confidence * 100:g}% CI", justify="right")
     for kk in result.k:
         row = [str(kk), _fmt(result.profile[kk])]
         if result.ci is not None:
             low, high = result.ci[kk]
-            row.append(f"[{_fmt(low)}, {_fmt(high)}]")
+            row.append(escape(f"[{_fmt(low)}, {_fmt(high)}]"))
         table.add_row(*row)
     console.print(table)
 
@@ -274,9 +274,6 @@ def _print_lid_table(file: Path, result: Any) -> None:
 @app.command()
 def spectrum(file: FileArg, json_out: JsonOpt = False) -> None:
     """Global spectral measures: PCA90/95, participation ratio, effective rank, power-law alpha."""
-    import repscope
-    from repscope.io import load_embedding
-
     with _user_errors():
         X, _ = load_embedding(file)
         spec = repscope.spectrum(X)
@@ -291,11 +288,13 @@ def spectrum(file: FileArg, json_out: JsonOpt = False) -> None:
         _print_json(summary)
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
     console.print(
-        f"[bold]{file.name}[/]: {X.shape[0]} samples, {X.shape[1]} features", highlight=False
+        f"[bold]{escape(file.name)}[/]: {X.shape[0]} samples, {X.shape[1]} features",
+        highlight=False,
     )
     lo, hi = spec.alpha_range
     table = Table("measure", "value", title="global spectrum")

@@ -408,7 +408,9 @@ class _CandidateSearch:
         # grouping nearby points into the same block makes the diagonal tiles yield tight
         # K-th bounds at once, so most later tiles are dismissed by a per-row minimum
         self.order = _locality_order(Xc, self.block) if Q is None else np.arange(n_ref)
-        self.ref = self._prepare(Xc[self.order], with_rhs=True)
+        Xc = Xc[self.order]  # one reordered copy; the unordered one is released
+        self.ref = self._prepare(Xc, with_rhs=True)
+        del Xc
         self.qry = self.ref if Q is None else self._prepare(Q - self.mean, with_rhs=False)
         self.rho = _OUTPUT_ROUNDING[precision]
         n_terms = X.shape[1] + 2 * _N_NORM_PIECES + 1
@@ -425,24 +427,37 @@ class _CandidateSearch:
         self.evicted = torch.full((n_q,), math.inf, dtype=torch.float32, device=dev)
 
     def _prepare(self, A: np.ndarray, with_rhs: bool) -> dict:
-        """Rounded rows augmented so that one GEMM ``lhs_i · rhs_j`` gives ``d(h_i, h_j)^2``."""
+        """Rounded rows augmented so that one GEMM ``lhs_i · rhs_j`` gives ``d(h_i, h_j)^2``.
+
+        Built in row chunks so the float64 temporaries stay small (bounded memory at large N).
+        """
         torch = _backend.torch
-        h64 = torch.from_numpy(A).to(self.dtype).double().numpy()
-        a = np.sqrt(_sq_norms(A - h64))  # exact rounding error per row
-        n = _sq_norms(h64)
-        pieces = np.column_stack(_split_exact(n, self.dtype, _N_NORM_PIECES))
-        ones = np.ones((A.shape[0], _N_NORM_PIECES))
-
-        def put(M: np.ndarray) -> object:
-            return torch.from_numpy(M).to(device=self.dev, dtype=self.dtype)
-
+        n, d = A.shape
+        width = d + 2 * _N_NORM_PIECES
+        lhs = torch.empty((n, width), dtype=self.dtype)
+        rhs = torch.empty((n, width), dtype=self.dtype) if with_rhs else None
+        a = np.empty(n)
+        norm = np.empty(n)
+        step = max(1, (1 << 22) // max(d, 1))
+        for s in range(0, n, step):
+            rows = A[s : s + step]
+            h = torch.from_numpy(rows).to(self.dtype)
+            h64 = h.double().numpy()
+            a[s : s + step] = np.sqrt(_sq_norms(rows - h64))  # exact rounding error per row
+            n2 = _sq_norms(h64)
+            norm[s : s + step] = np.sqrt(n2)
+            pieces = torch.from_numpy(np.column_stack(_split_exact(n2, self.dtype, _N_NORM_PIECES)))
+            ones = torch.ones((len(rows), _N_NORM_PIECES), dtype=self.dtype)
+            lhs[s : s + step] = torch.cat([h, pieces.to(self.dtype), ones], 1)
+            if rhs is not None:
+                rhs[s : s + step] = torch.cat([-2 * h, ones, pieces.to(self.dtype)], 1)
         side = {
-            "lhs": put(np.hstack([h64, pieces, ones])),
-            "a": torch.from_numpy(a).to(device=self.dev, dtype=torch.float64),
-            "e": torch.from_numpy(np.sqrt(n)).to(device=self.dev, dtype=torch.float64),
+            "lhs": lhs.to(self.dev),
+            "a": torch.from_numpy(a).to(self.dev),
+            "e": torch.from_numpy(norm).to(self.dev),
         }
-        if with_rhs:
-            side["rhs"] = put(np.hstack([-2.0 * h64, ones, pieces]))
+        if rhs is not None:
+            side["rhs"] = rhs.to(self.dev)
         return side
 
     # -- bounds ---------------------------------------------------------------------------

@@ -38,6 +38,8 @@ def drop_duplicates(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
     _, first = np.unique(keys, return_index=True)
     kept = np.sort(first).astype(np.int64)
+    if len(kept) == len(X):  # nothing dropped: no copy
+        return X, kept
     return X[kept], kept
 
 
