@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -39,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from repscope import _backend
+from repscope._candidate_search import _sq_norms
 from repscope._validation import InputError, check_embedding
 
 __all__ = ["KNNResult", "knn"]
@@ -46,10 +49,6 @@ __all__ = ["KNNResult", "knn"]
 logger = logging.getLogger(__name__)
 
 Precision = Literal["auto", "bfloat16", "float32", "float64"]
-_UNIT_ROUNDOFF_F32 = 2.0**-24
-# bfloat16 keeps 8 significant bits: round-to-nearest error <= 2^-9; we allow 2^-8 as slack.
-_OUTPUT_ROUNDING = {"bfloat16": 2.0**-8, "float32": 2.0**-23}
-_N_NORM_PIECES = 3
 
 
 @dataclass(frozen=True)
@@ -172,8 +171,8 @@ def knn(
     prec = _resolve_precision(precision, dev)
     if prec == "float64":
         return _exact_search(X64, Q64, int(n_neighbors), dev, block_size)
-    engine = _CandidateSearch(X64, Q64, int(n_neighbors), dev, prec, block_size)
-    return engine.run()
+    block = _choose_block(max(len(X64), 1 if Q64 is None else len(Q64)), dev, block_size)
+    return _certified_search(X64, Q64, int(n_neighbors), dev, prec, block)
 
 
 # --------------------------------------------------------------------------- precision
@@ -216,10 +215,6 @@ def _choose_block(n: int, dev: object, block_size: int | None, bytes_per_cell: i
 # --------------------------------------------------------------------------- exact search
 
 
-def _sq_norms(A: np.ndarray) -> np.ndarray:
-    return np.einsum("ij,ij->i", A, A)
-
-
 def exact_distances(X: np.ndarray, Q: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """Float64 Euclidean distances from each query row to the listed reference rows.
 
@@ -240,15 +235,33 @@ def exact_distances(X: np.ndarray, Q: np.ndarray, idx: np.ndarray) -> np.ndarray
     out = np.empty(idx.shape, dtype=np.float64)
     valid = idx >= 0
     safe = np.where(valid, idx, 0)
+    # float32 inputs (the usual embedding) are gathered as float32: half the memory traffic;
+    # differences of float32 values are exact in float64, so nothing is lost
+    source = _float32_if_exact(X)
     # small chunks keep each gathered (c, m, D) block in cache (measured fastest at ~2^17)
     chunk = max(1, (1 << 17) // max(1, idx.shape[1] * X.shape[1]))
-    for s in range(0, idx.shape[0], chunk):
-        diff = X[safe[s : s + chunk]]
-        diff -= Q[s : s + chunk, None, :]
-        out[s : s + chunk] = np.einsum("cmd,cmd->cm", diff, diff)
+
+    def measure(start: int, stop: int) -> None:
+        for s in range(start, stop, chunk):
+            e = min(s + chunk, stop)
+            # mixed float32/float64 operands promote: the difference is formed in float64
+            diff = np.subtract(source[safe[s:e]], Q[s:e, None, :])
+            out[s:e] = np.einsum("cmd,cmd->cm", diff, diff)
+
+    # NumPy's gather runs on one core but releases the GIL: split rows across threads
+    n_threads = max(1, min(os.cpu_count() or 1, 8, idx.shape[0] // max(chunk, 1)))
+    bounds = np.linspace(0, idx.shape[0], n_threads + 1).astype(int)
+    with ThreadPoolExecutor(n_threads) as pool:
+        list(pool.map(measure, bounds[:-1], bounds[1:]))
     np.sqrt(out, out=out)
     out[~valid] = np.inf
     return out
+
+
+def _float32_if_exact(X: np.ndarray) -> np.ndarray:
+    """A float32 copy of X when it holds the same values exactly, else X itself."""
+    X32 = X.astype(np.float32)
+    return X32 if np.array_equal(X32, X) else X
 
 
 def _sort_rows(dist: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -331,266 +344,31 @@ def _exact_search(
 # --------------------------------------------------------------------------- candidate search
 
 
-def _split_exact(values: np.ndarray, torch_dtype: object, pieces: int) -> list[np.ndarray]:
-    """Split float64 values into ``pieces`` parts, each exactly representable in torch_dtype."""
-    torch = _backend.torch
-    parts = []
-    rest = values.copy()
-    for _ in range(pieces):
-        p = torch.from_numpy(rest).to(torch_dtype).double().numpy()
-        parts.append(p)
-        rest = rest - p
-    return parts
+def _certified_search(
+    X: np.ndarray, Q: np.ndarray | None, k: int, dev: object, precision: str, block: int
+) -> KNNResult:
+    """Reduced-precision candidates, exact float64 re-measure, certification, fallback."""
+    from repscope._candidate_search import CandidateSearch
 
-
-def _locality_order(X: np.ndarray, block: int, random_state: int = 0) -> np.ndarray:
-    """A permutation that groups nearby points: coarse k-means, clusters chained greedily.
-
-    Any order gives the same (exact) result; this one only makes the search faster.
-    """
-    n = X.shape[0]
-    n_clusters = min(256, n // 8, (4 * n) // max(block, 1))
-    if n <= block or n_clusters < 2:
-        return np.arange(n)
-    import warnings
-
-    from sklearn.cluster import KMeans
-
-    rng = np.random.default_rng(random_state)
-    sample = X[rng.choice(n, size=min(n, 40 * n_clusters), replace=False)].astype(np.float32)
-    with warnings.catch_warnings():  # duplicate points may leave clusters empty: harmless here
-        warnings.simplefilter("ignore")
-        km = KMeans(n_clusters, n_init=1, max_iter=20, random_state=random_state).fit(sample)
-    centers = km.cluster_centers_.astype(np.float64)
-    labels = np.argmin(
-        _sq_norms(centers)[None, :] - 2.0 * (X @ centers.T), axis=1
-    )  # nearest centre, without an n × k distance copy beyond one GEMM
-    # chain clusters so that consecutive ones are close (greedy nearest unvisited centre)
-    visited = np.zeros(n_clusters, dtype=bool)
-    chain = [0]
-    visited[0] = True
-    for _ in range(n_clusters - 1):
-        d = _sq_norms(centers - centers[chain[-1]])
-        d[visited] = np.inf
-        nxt = int(np.argmin(d))
-        chain.append(nxt)
-        visited[nxt] = True
-    rank = np.empty(n_clusters, dtype=np.int64)
-    rank[chain] = np.arange(n_clusters)
-    return np.argsort(rank[labels], kind="stable")
-
-
-class _CandidateSearch:
-    """Reduced-precision blocked search with certified candidate buffers (see module doc)."""
-
-    def __init__(
-        self,
-        X: np.ndarray,
-        Q: np.ndarray | None,
-        k: int,
-        dev: object,
-        precision: str,
-        block_size: int | None,
-    ) -> None:
-        torch = _backend.torch
-        self.X, self.Q, self.k, self.dev = X, Q, k, dev
-        self.symmetric = Q is None
-        self.precision = precision
-        self.dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
-        n_ref = X.shape[0]
-        n_q = n_ref if Q is None else Q.shape[0]
-        self.capacity = min(n_ref - (1 if Q is None else 0), k + max(32, k // 2))
-        self.block = _choose_block(max(n_ref, n_q), dev, block_size)
-        # centring keeps the norms, hence the GEMM's error bounds, at the scale of the data's
-        # spread; exact distances are still measured on the original rows
-        self.mean = X.mean(0)
-        Xc = X - self.mean
-        # grouping nearby points into the same block makes the diagonal tiles yield tight
-        # K-th bounds at once, so most later tiles are dismissed by a per-row minimum
-        self.order = _locality_order(Xc, self.block) if Q is None else np.arange(n_ref)
-        Xc = Xc[self.order]  # one reordered copy; the unordered one is released
-        self.ref = self._prepare(Xc, with_rhs=True)
-        del Xc
-        self.qry = self.ref if Q is None else self._prepare(Q - self.mean, with_rhs=False)
-        self.rho = _OUTPUT_ROUNDING[precision]
-        n_terms = X.shape[1] + 2 * _N_NORM_PIECES + 1
-        gamma = n_terms * _UNIT_ROUNDOFF_F32 / (1 - n_terms * _UNIT_ROUNDOFF_F32)
-        # accumulation + norm-split residual + (float32 only) product rounding, per row
-        self.gamma = 2.0 * (gamma + 2.0**-40 + (0.0 if precision == "bfloat16" else 2.0**-23))
-        a_ref, e_ref = self.ref["a"].cpu().numpy(), self.ref["e"].cpu().numpy()
-        self.a_max, self.e_max = float(a_ref.max()), float(e_ref.max())
-        starts = range(0, n_ref, self.block)
-        self.block_a_max = [float(a_ref[s : s + self.block].max()) for s in starts]
-        self.block_e_max = [float(e_ref[s : s + self.block].max()) for s in starts]
-        self.buf_c = torch.full((n_q, self.capacity), math.inf, dtype=torch.float32, device=dev)
-        self.buf_i = torch.full((n_q, self.capacity), -1, dtype=torch.int64, device=dev)
-        self.evicted = torch.full((n_q,), math.inf, dtype=torch.float32, device=dev)
-
-    def _prepare(self, A: np.ndarray, with_rhs: bool) -> dict:
-        """Rounded rows augmented so that one GEMM ``lhs_i · rhs_j`` gives ``d(h_i, h_j)^2``.
-
-        Built in row chunks so the float64 temporaries stay small (bounded memory at large N).
-        """
-        torch = _backend.torch
-        n, d = A.shape
-        width = d + 2 * _N_NORM_PIECES
-        lhs = torch.empty((n, width), dtype=self.dtype)
-        rhs = torch.empty((n, width), dtype=self.dtype) if with_rhs else None
-        a = np.empty(n)
-        norm = np.empty(n)
-        step = max(1, (1 << 22) // max(d, 1))
-        for s in range(0, n, step):
-            rows = A[s : s + step]
-            h = torch.from_numpy(rows).to(self.dtype)
-            h64 = h.double().numpy()
-            a[s : s + step] = np.sqrt(_sq_norms(rows - h64))  # exact rounding error per row
-            n2 = _sq_norms(h64)
-            norm[s : s + step] = np.sqrt(n2)
-            pieces = torch.from_numpy(np.column_stack(_split_exact(n2, self.dtype, _N_NORM_PIECES)))
-            ones = torch.ones((len(rows), _N_NORM_PIECES), dtype=self.dtype)
-            lhs[s : s + step] = torch.cat([h, pieces.to(self.dtype), ones], 1)
-            if rhs is not None:
-                rhs[s : s + step] = torch.cat([-2 * h, ones, pieces.to(self.dtype)], 1)
-        side = {
-            "lhs": lhs.to(self.dev),
-            "a": torch.from_numpy(a).to(self.dev),
-            "e": torch.from_numpy(norm).to(self.dev),
-        }
-        if rhs is not None:
-            side["rhs"] = rhs.to(self.dev)
-        return side
-
-    # -- bounds ---------------------------------------------------------------------------
-
-    def _tau(self, rows: slice) -> object:
-        """Upper bound of each row's true K-th neighbour distance from its buffer."""
-        torch = _backend.torch
-        ck = self.buf_c[rows, self.k - 1]
-        e = self.qry["e"][rows]
-        upper_c = (ck + self.gamma * (e + self.e_max) ** 2) / (1 - self.rho)
-        return torch.sqrt(upper_c) + self.qry["a"][rows] + self.a_max
-
-    def _threshold(self, rows: slice, col_block: int) -> object:
-        """Largest GEMM value whose lower distance bound can still beat the row's K-th."""
-        a_j, e_j = self.block_a_max[col_block], self.block_e_max[col_block]
-        tau = self._tau(rows)
-        e = self.qry["e"][rows]
-        theta = (1 + self.rho) * (tau + self.qry["a"][rows] + a_j) ** 2
-        return theta + self.gamma * (e + e_j) ** 2
-
-    # -- tiles ----------------------------------------------------------------------------
-
-    def _tile(self, rows: slice, cols: slice) -> object:
-        return self.qry["lhs"][rows] @ self.ref["rhs"][cols].T
-
-    def _merge(self, rows: slice, tile: object, col_start: int, transposed: bool = False) -> None:
-        """Fold one GEMM tile into the candidate buffers of ``rows``.
-
-        ``tile`` holds squared distances of ``rows`` (its rows, or its columns when
-        ``transposed``) to the reference points starting at ``col_start``. Most rows have no
-        candidate in most tiles, so a per-row minimum (cheap) decides which rows to look at.
-        """
-        torch = _backend.torch
-        width = tile.shape[0] if transposed else tile.shape[1]
-        theta = self._threshold(rows, col_start // self.block)
-        # round the float64 threshold up, so the float32 comparison never drops a candidate
-        theta = (theta * (1 + 2.0**-20)).float()
-        row_min = (tile.amin(0) if transposed else tile.amin(1)).float()
-        active = torch.nonzero(row_min <= theta).flatten()
-        if active.numel() == 0:
-            return
-        c = (tile[:, active].T if transposed else tile[active]).float()
-        theta = theta[active]
-        mask = c <= theta[:, None]
-        counts = mask.sum(1)
-        max_count = int(counts.max())
-        n_rows = c.shape[0]
-        if max_count * 4 > width:
-            vals = torch.where(mask, c, math.inf)
-            take = min(self.capacity + 1, width)
-            cand_c, pos = torch.topk(vals, take, dim=1, largest=False, sorted=False)
-            cand_i = torch.where(torch.isinf(cand_c), -1, pos + col_start)
-        else:
-            r, col = mask.nonzero(as_tuple=True)
-            starts = torch.cumsum(counts, 0) - counts
-            slot = torch.arange(r.numel(), device=c.device) - starts[r]
-            cand_c = torch.full((n_rows, max_count), math.inf, device=c.device)
-            cand_i = torch.full((n_rows, max_count), -1, dtype=torch.int64, device=c.device)
-            cand_c[r, slot] = c[r, col]
-            cand_i[r, slot] = col + col_start
-        target = active + rows.start
-        all_c = torch.cat([self.buf_c[target], cand_c], 1)
-        all_i = torch.cat([self.buf_i[target], cand_i], 1)
-        take = min(self.capacity + 1, all_c.shape[1])
-        top_c, top_pos = torch.topk(all_c, take, dim=1, largest=False, sorted=True)
-        self.buf_c[target] = top_c[:, : self.capacity]
-        self.buf_i[target] = torch.gather(all_i, 1, top_pos)[:, : self.capacity]
-        if take > self.capacity:
-            self.evicted[target] = torch.minimum(self.evicted[target], top_c[:, self.capacity])
-
-    def _sweep(self) -> None:
-        n_q = self.qry["lhs"].shape[0]
-        n_ref = self.ref["rhs"].shape[0]
-        b = self.block
-        q_blocks = [slice(s, min(s + b, n_q)) for s in range(0, n_q, b)]
-        r_blocks = [slice(s, min(s + b, n_ref)) for s in range(0, n_ref, b)]
-        if self.symmetric:
-            # diagonal tiles first: every row gets a K-th bound before the long sweep
-            for blk in q_blocks:
-                tile = self._tile(blk, blk)
-                tile.fill_diagonal_(math.inf)  # self excluded
-                self._merge(blk, tile, blk.start)
-            for pos, rows in enumerate(q_blocks):
-                for cols in q_blocks[pos + 1 :]:
-                    tile = self._tile(rows, cols)
-                    self._merge(rows, tile, cols.start)
-                    self._merge(cols, tile, rows.start, transposed=True)
-        else:
-            for rows in q_blocks:
-                for cols in r_blocks:
-                    self._merge(rows, self._tile(rows, cols), cols.start)
-
-    def run(self) -> KNNResult:
-        torch = _backend.torch
-        with torch.inference_mode():
-            self._sweep()
-            tau = self._tau(slice(None))
-            # lower bound of every candidate; only those that can beat the K-th are re-measured
-            e = self.qry["e"]
-            lower_c = (self.buf_c - self.gamma * (e[:, None] + self.e_max) ** 2).clamp_min(0)
-            lower = torch.sqrt(lower_c / (1 + self.rho)) - self.qry["a"][:, None] - self.a_max
-            keep = lower <= tau[:, None]
-            # buffers are sorted by GEMM value, so the kept candidates form a prefix
-            width = max(self.k, int(keep.sum(1).max()))
-            cand = torch.where(keep, self.buf_i, -1)[:, :width].cpu().numpy()
-            ev_c = (self.evicted.double() - self.gamma * (e + self.e_max) ** 2).clamp_min(0)
-            ev_lower = torch.sqrt(ev_c / (1 + self.rho)) - self.qry["a"] - self.a_max
-            ev_lower = ev_lower.cpu().numpy()
-        queries = self.X if self.Q is None else self.Q
-        cand = np.where(cand >= 0, self.order[np.maximum(cand, 0)], -1)
-        if self.symmetric:  # buffers are in block order: put rows back in input order
-            inverse = np.empty_like(self.order)
-            inverse[self.order] = np.arange(len(self.order))
-            cand, ev_lower = cand[inverse], ev_lower[inverse]
-        dist = exact_distances(self.X, queries, cand)
-        dist, idx = _sort_rows(dist, cand, self.k)
-        # a row is certified when every evicted point lies provably beyond its exact K-th
-        bad = ~(ev_lower > dist[:, -1]) | (idx[:, -1] < 0)
-        n_bad = int(bad.sum())
-        if n_bad:
-            logger.info("kNN: %d of %d rows re-searched exactly in float64", n_bad, len(bad))
-            rows = np.flatnonzero(bad)
-            rows_self = rows if self.symmetric else None
-            d_fix, i_fix = _exact_rows(
-                self.X - self.mean,
-                queries[rows] - self.mean,
-                rows_self,
-                self.k,
-                _choose_block(len(self.X), self.dev, None),
-                measure=(self.X, queries[rows]),
-            )
-            dist[rows], idx[rows] = d_fix, i_fix
-        return KNNResult(dist, idx, "torch", self.precision, n_bad)
+    cand, dropped_lower = CandidateSearch(X, Q, k, dev, precision, block).candidates()
+    queries = X if Q is None else Q
+    dist, idx = _sort_rows(exact_distances(X, queries, cand), cand, k)
+    # certified when every dropped point provably lies beyond the exact K-th distance
+    bad = ~(dropped_lower > dist[:, -1]) | (idx[:, -1] < 0)
+    n_bad = int(bad.sum())
+    if n_bad:
+        logger.info("kNN: %d of %d rows re-searched exactly in float64", n_bad, len(bad))
+        rows = np.flatnonzero(bad)
+        mean = X.mean(0)
+        dist[rows], idx[rows] = _exact_rows(
+            X - mean,
+            queries[rows] - mean,
+            rows if Q is None else None,
+            k,
+            block,
+            measure=(X, queries[rows]),
+        )
+    return KNNResult(dist, idx, "torch", precision, n_bad)
 
 
 # --------------------------------------------------------------------------- faiss
