@@ -34,6 +34,7 @@ _OUTPUT_ROUNDING = {"bfloat16": 2.0**-8, "float32": 2.0**-23}
 _N_NORM_PIECES = 3
 _POINTS_PER_CLUSTER = 800
 _MAX_CLUSTERS = 256
+_ROW_CHUNK = 8192
 
 
 def _sq_norms(A: np.ndarray) -> np.ndarray:
@@ -62,9 +63,12 @@ class _Clusters:
     radii: np.ndarray  # (C,) float64, largest member distance, rounded up
 
 
-def _clusters(Xc: np.ndarray, random_state: int = 0) -> _Clusters:
-    """Coarse k-means of the centred reference points (any grouping gives the same result)."""
-    n = Xc.shape[0]
+def _clusters(X: np.ndarray, mean: np.ndarray, random_state: int = 0) -> _Clusters:
+    """Coarse k-means of the centred points ``X - mean`` (any grouping gives the same result).
+
+    Works on ``X`` directly (no centred copy): only a sample and per-cluster slices are centred.
+    """
+    n = X.shape[0]
     n_clusters = int(min(_MAX_CLUSTERS, max(1, n // _POINTS_PER_CLUSTER)))
     if n_clusters == 1:
         labels = np.zeros(n, dtype=np.int64)
@@ -72,20 +76,26 @@ def _clusters(Xc: np.ndarray, random_state: int = 0) -> _Clusters:
         from sklearn.cluster import KMeans
 
         rng = np.random.default_rng(random_state)
-        sample = Xc[rng.choice(n, size=min(n, 40 * n_clusters), replace=False)]
+        sample = X[rng.choice(n, size=min(n, 40 * n_clusters), replace=False)] - mean
         with warnings.catch_warnings():  # duplicate points may leave clusters empty: harmless
             warnings.simplefilter("ignore")
             km = KMeans(n_clusters, n_init=1, max_iter=20, random_state=random_state)
             centres = km.fit(sample.astype(np.float32)).cluster_centers_.astype(np.float64)
-        labels = np.argmin(_sq_norms(centres)[None, :] - 2.0 * (Xc @ centres.T), axis=1)
+        # nearest centre of x - mean: argmin |c|^2 - 2 c·x + 2 c·mean, in row chunks
+        offset = _sq_norms(centres) + 2.0 * (centres @ mean)
+        labels = np.empty(n, dtype=np.int64)
+        for s in range(0, n, _ROW_CHUNK):
+            labels[s : s + _ROW_CHUNK] = np.argmin(
+                offset - 2.0 * (X[s : s + _ROW_CHUNK] @ centres.T), 1
+            )
     order = np.argsort(labels, kind="stable")
     counts = np.bincount(labels, minlength=n_clusters)
     counts = counts[counts > 0]
     starts = np.concatenate([[0], np.cumsum(counts)])
-    centroids = np.empty((len(counts), Xc.shape[1]))
+    centroids = np.empty((len(counts), X.shape[1]))
     radii = np.empty(len(counts))
     for c in range(len(counts)):
-        members = Xc[order[starts[c] : starts[c + 1]]]
+        members = X[order[starts[c] : starts[c + 1]]] - mean
         centroids[c] = members.mean(0)
         diff = members - centroids[c]
         # direct differences: correctly rounded to a few ulp; widened by a relative 1e-12
@@ -94,13 +104,22 @@ def _clusters(Xc: np.ndarray, random_state: int = 0) -> _Clusters:
 
 
 def _lower_bounds(Q: np.ndarray, clusters: _Clusters) -> np.ndarray:
-    """(n_queries, C) rigorous lower bounds of the distance from each query to each cluster."""
+    """(n_queries, C) float32 lower bounds of the distance from each query to each cluster.
+
+    Rigorous: the float64 expansion errs by <= ~1e-13 (|q|^2 + |c|^2), a generous margin is
+    subtracted, and the float32 copy is rounded down. Computed in row chunks.
+    """
     cen = clusters.centroids
-    qn, cn = _sq_norms(Q), _sq_norms(cen)
-    d2 = qn[:, None] + cn[None, :] - 2.0 * (Q @ cen.T)
-    # the float64 expansion errs by <= ~1e-13 (|q|^2 + |c|^2); subtract a generous margin
-    slack = np.sqrt(1e-12 * (qn[:, None] + cn[None, :]))
-    return np.sqrt(np.maximum(d2, 0.0)) - slack - clusters.radii[None, :]
+    cn = _sq_norms(cen)
+    out = np.empty((Q.shape[0], len(cen)), dtype=np.float32)
+    for s in range(0, Q.shape[0], _ROW_CHUNK):
+        q = Q[s : s + _ROW_CHUNK]
+        qn = _sq_norms(q)
+        d2 = qn[:, None] + cn[None, :] - 2.0 * (q @ cen.T)
+        slack = np.sqrt(1e-12 * (qn[:, None] + cn[None, :]))
+        bound = np.sqrt(np.maximum(d2, 0.0)) - slack - clusters.radii[None, :]
+        out[s : s + _ROW_CHUNK] = np.nextafter(bound.astype(np.float32), -np.inf)
+    return out
 
 
 class CandidateSearch:
@@ -131,9 +150,8 @@ class CandidateSearch:
         # centring keeps the norms, hence the GEMM's error bounds, at the scale of the data's
         # spread; exact distances are still measured on the original rows
         self.mean = X.mean(0)
-        Xc = X - self.mean
-        self.clusters = _clusters(Xc)
-        Xc = Xc[self.clusters.order]
+        self.clusters = _clusters(X, self.mean)
+        Xc = X[self.clusters.order] - self.mean  # the one centred copy, in cluster order
         self.col_chunk = min(block, 1024)
         self.ref = self._prepare(Xc, with_rhs=True, pad_rows=self.col_chunk)
         if Q is None:
@@ -143,15 +161,16 @@ class CandidateSearch:
             self.qry = self.ref
             self.lower = _lower_bounds(Xc, self.clusters)
         else:
-            Qc = Q - self.mean
-            nearest = np.argmin(_lower_bounds(Qc, self.clusters), axis=1)
+            del Xc
+            Xc = Q - self.mean
+            nearest = np.argmin(_lower_bounds(Xc, self.clusters), axis=1)
             self.q_order = np.argsort(nearest, kind="stable")
             counts = np.bincount(nearest, minlength=len(self.clusters.radii))
             self.q_labels = np.flatnonzero(counts)
             self.q_starts = np.concatenate([[0], np.cumsum(counts[self.q_labels])])
-            Qc = Qc[self.q_order]
-            self.qry = self._prepare(Qc, with_rhs=False)
-            self.lower = _lower_bounds(Qc, self.clusters)
+            Xc = Xc[self.q_order]
+            self.qry = self._prepare(Xc, with_rhs=False)
+            self.lower = _lower_bounds(Xc, self.clusters)
         del Xc
         self.rho = _OUTPUT_ROUNDING[precision]
         n_terms = X.shape[1] + 2 * _N_NORM_PIECES + 1
@@ -309,26 +328,39 @@ class CandidateSearch:
         """Run the sweep; return candidate indices (input rows, -1 padded) and, per query in
         input order, a lower bound of the distance to every point that is not a candidate."""
         torch = _backend.torch
+        n_q = len(self.q_order)
+        cand = np.full((n_q, self.capacity), -1, dtype=np.int64)
+        ev_lower = np.empty(n_q)
         with torch.inference_mode():
             self._sweep()
-            # per-entry bounds with each candidate's own rounding error and norm (tighter than
-            # the sweep's global maxima): only candidates that can beat the K-th are re-measured
-            safe = self.buf_i.clamp_min(0)
-            a_i, e_i = self.qry["a"][:, None], self.qry["e"][:, None]
-            a_j, e_j = self.ref["a"][safe], self.ref["e"][safe]
-            margin = self.gamma * (e_i + e_j) ** 2
-            c = self.buf_c.double()
-            upper = torch.sqrt((c + margin) / (1 - self.rho)) + a_i + a_j
-            lower = torch.sqrt((c - margin).clamp_min(0) / (1 + self.rho)) - a_i - a_j
-            tau = torch.kthvalue(upper, self.k, dim=1).values
-            keep = lower <= tau[:, None]
-            cand = torch.where(keep, self.buf_i, -1).cpu().numpy()
-            e = self.qry["e"]
-            ev_c = (self.evicted.double() - self.gamma * (e + self.e_max) ** 2).clamp_min(0)
-            ev_lower = (torch.sqrt(ev_c / (1 + self.rho)) - self.qry["a"] - self.a_max).cpu()
+            for s in range(0, n_q, _ROW_CHUNK):  # bounded temporaries
+                rows = slice(s, s + _ROW_CHUNK)
+                cand[rows], ev_lower[rows] = self._final_bounds(rows)
         # drop columns no row keeps (the buffer is sorted by GEMM value, not by bound)
         cand = cand[:, (cand >= 0).any(0)]
         cand = np.where(cand >= 0, self.clusters.order[np.maximum(cand, 0)], -1)
         inverse = np.empty_like(self.q_order)
-        inverse[self.q_order] = np.arange(len(self.q_order))
-        return cand[inverse], ev_lower.numpy()[inverse]
+        inverse[self.q_order] = np.arange(n_q)
+        return cand[inverse], ev_lower[inverse]
+
+    def _final_bounds(self, rows: slice) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates that can still beat the K-th (others set to -1) and, per row, a lower
+        bound of the distance to every evicted point.
+
+        Uses each candidate's own rounding error and norm, tighter than the sweep's maxima.
+        """
+        torch = _backend.torch
+        buf_i = self.buf_i[rows]
+        safe = buf_i.clamp_min(0)
+        a_i, e_i = self.qry["a"][rows, None], self.qry["e"][rows, None]
+        a_j, e_j = self.ref["a"][safe], self.ref["e"][safe]
+        margin = self.gamma * (e_i + e_j) ** 2
+        c = self.buf_c[rows].double()
+        upper = torch.sqrt((c + margin) / (1 - self.rho)) + a_i + a_j
+        lower = torch.sqrt((c - margin).clamp_min(0) / (1 + self.rho)) - a_i - a_j
+        tau = torch.kthvalue(upper, self.k, dim=1).values
+        keep = torch.where(lower <= tau[:, None], buf_i, -1)
+        e = self.qry["e"][rows]
+        ev_c = (self.evicted[rows].double() - self.gamma * (e + self.e_max) ** 2).clamp_min(0)
+        ev_lower = torch.sqrt(ev_c / (1 + self.rho)) - self.qry["a"][rows] - self.a_max
+        return keep.cpu().numpy(), ev_lower.cpu().numpy()

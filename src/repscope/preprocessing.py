@@ -24,6 +24,9 @@ _SVD_LIMIT = 2048
 def drop_duplicates(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Exact duplicate rows removed, first occurrence kept, input order preserved.
 
+    Rows are hashed from their bytes (a wrapping uint64 polynomial, O(n·d)); only rows whose
+    hashes collide are compared byte for byte, so the result is exact.
+
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
@@ -34,13 +37,28 @@ def drop_duplicates(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     kept : ndarray of shape (n_distinct,), int64
         Row numbers of ``X`` that were kept, ascending.
     """
-    rows = np.ascontiguousarray(X + 0.0)  # +0.0 maps -0.0 to 0.0 so both compare equal
-    keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+    mult = np.random.default_rng(0).integers(1, 2**63, size=X.shape[1], dtype=np.uint64) | 1
+    hashes = np.empty(len(X), dtype=np.uint64)
+    for s in range(0, len(X), 8192):  # chunks: no full-size copy
+        words = _canonical(X[s : s + 8192]).view(np.uint64)
+        with np.errstate(over="ignore"):
+            hashes[s : s + 8192] = words @ mult  # integer matmul wraps modulo 2^64
+    order = np.argsort(hashes, kind="stable")
+    sorted_h = hashes[order]
+    collide = np.flatnonzero(np.r_[False, sorted_h[1:] == sorted_h[:-1]])
+    if collide.size == 0:  # no equal hashes: no duplicates, no copy
+        return X, np.arange(len(X), dtype=np.int64)
+    suspects = np.unique(np.concatenate([order[collide], order[collide - 1]]))
+    keys = _canonical(X[suspects]).view(np.dtype((np.void, 8 * X.shape[1]))).ravel()
     _, first = np.unique(keys, return_index=True)
-    kept = np.sort(first).astype(np.int64)
-    if len(kept) == len(X):  # nothing dropped: no copy
-        return X, kept
+    drop = np.setdiff1d(suspects, suspects[first])
+    kept = np.setdiff1d(np.arange(len(X), dtype=np.int64), drop)
     return X[kept], kept
+
+
+def _canonical(rows: np.ndarray) -> np.ndarray:
+    """Float64 copy whose bytes are equal exactly when the values are (-0.0 becomes 0.0)."""
+    return np.ascontiguousarray(rows, dtype=np.float64) + 0.0
 
 
 @dataclass(frozen=True)
