@@ -297,12 +297,18 @@ def _exact_rows(
     """Exact float64 search for every row of Q against all of X (blocked, bounded memory).
 
     ``rows_self[i]`` is the row of X equal to query i (excluded), or None. X and Q should be
-    centred (the float64 expansion pre-selects); ``measure`` gives the uncentred (X, Q) whose
-    direct differences give the reported distances.
+    centred: a float64 expansion pre-selects ``k + 8`` candidates per row, which are then
+    re-measured by direct differences on ``measure`` (the uncentred (X, Q); default X, Q).
+    A row is certified when its exact K-th squared distance is strictly below the smallest
+    expansion value it dropped minus the expansion's error bound; rows that are not (long
+    runs of exact ties) are measured against every point by direct differences.
     """
+    X_m, Q_m = measure or (X, Q)
+    n_avail = X.shape[0] - (0 if rows_self is None else 1)
+    width = min(k + 8, n_avail)
     nq = Q.shape[0]
-    best_d = np.full((nq, k), np.inf)
-    best_i = np.full((nq, k), -1, dtype=np.int64)
+    best_d = np.full((nq, width), np.inf)
+    best_i = np.full((nq, width), -1, dtype=np.int64)
     xn = _sq_norms(X)
     qn = _sq_norms(Q)
     for s in range(0, X.shape[0], block):
@@ -311,21 +317,37 @@ def _exact_rows(
         cols = np.arange(s, s + xb.shape[0])
         if rows_self is not None:
             d2[rows_self[:, None] == cols[None, :]] = np.inf
-        cand_d, cand_i = _select_block(d2, cols, min(k, d2.shape[1]))
+        cand_d, cand_i = _select_block(d2, cols, min(width, d2.shape[1]))
         merged_d = np.concatenate([best_d, cand_d], axis=1)
         merged_i = np.concatenate([best_i, cand_i], axis=1)
-        # the float64 expansion is only a pre-selection; final order uses exact distances
-        best_d, best_i = _sort_rows(merged_d, merged_i, k)
-    # re-measure exactly by direct differences
-    dist = exact_distances(*(measure or (X, Q)), best_i)
-    return _sort_rows(dist, best_i, k)
+        best_d, best_i = _sort_rows(merged_d, merged_i, width)
+    dist, idx = _sort_rows(exact_distances(X_m, Q_m, best_i), best_i, width)
+    if width < n_avail:
+        # |expansion - d^2| <= gamma_(D+3) (|q|^2 + |x|^2 + 2|q||x|) <= 2 gamma (|q|^2 + max|x|^2)
+        gamma = 4.0 * (X.shape[1] + 3) * np.finfo(np.float64).eps
+        bound = best_d[:, -1] - gamma * (qn + xn.max())
+        # the exact distance is squared again: allow a relative 1e-12 for that rounding
+        doubtful = np.flatnonzero(~(dist[:, k - 1] ** 2 * (1 + 1e-12) < bound))
+        for r in doubtful:
+            self_row = None if rows_self is None else rows_self[r]
+            dist[r, :k], idx[r, :k] = _brute_row(X_m, Q_m[r], self_row, k)
+    return dist[:, :k], idx[:, :k]
+
+
+def _brute_row(
+    X: np.ndarray, q: np.ndarray, self_row: int | None, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest rows of X to q by direct float64 differences (ties by index)."""
+    dist = exact_distances(X, q[None, :], np.arange(len(X))[None, :])
+    if self_row is not None:
+        dist[0, self_row] = np.inf
+    d, i = _sort_rows(dist, np.arange(len(X))[None, :], k)
+    return d[0], i[0]
 
 
 def _exact_search(
     X: np.ndarray, Q: np.ndarray | None, k: int, dev: object, block_size: int | None
 ) -> KNNResult:
-    # margin of a few extra neighbours guards the float64 pre-selection against last-ulp ties
-    margin = min(8, (X.shape[0] - (1 if Q is None else 0)) - k)
     block = _choose_block(X.shape[0], dev, block_size)
     queries = X if Q is None else Q
     mean = X.mean(0)
@@ -335,9 +357,9 @@ def _exact_search(
     for s in range(0, queries.shape[0], block):
         rs = None if rows_self is None else rows_self[s : s + block]
         sl = slice(s, s + block)
-        d, i = _exact_rows(Xc, Qc[sl], rs, k + margin, block, measure=(X, queries[sl]))
-        d_all.append(d[:, :k])
-        i_all.append(i[:, :k])
+        d, i = _exact_rows(Xc, Qc[sl], rs, k, block, measure=(X, queries[sl]))
+        d_all.append(d)
+        i_all.append(i)
     return KNNResult(np.concatenate(d_all), np.concatenate(i_all), "torch", "float64", 0)
 
 
