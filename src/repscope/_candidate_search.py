@@ -32,9 +32,10 @@ _UNIT_ROUNDOFF_F32 = 2.0**-24
 # bfloat16 keeps 8 significant bits: round-to-nearest error <= 2^-9; we allow 2^-8 as slack.
 _OUTPUT_ROUNDING = {"bfloat16": 2.0**-8, "float32": 2.0**-23}
 _N_NORM_PIECES = 3
-_POINTS_PER_CLUSTER = 800
+_POINTS_PER_CLUSTER = 3000
 _MAX_CLUSTERS = 256
 _ROW_CHUNK = 8192
+_COL_CHUNK = 1024
 
 
 def _sq_norms(A: np.ndarray) -> np.ndarray:
@@ -152,7 +153,7 @@ class CandidateSearch:
         self.mean = X.mean(0)
         self.clusters = _clusters(X, self.mean)
         Xc = X[self.clusters.order] - self.mean  # the one centred copy, in cluster order
-        self.col_chunk = min(block, 1024)
+        self.col_chunk = min(block, _COL_CHUNK)
         self.ref = self._prepare(Xc, with_rhs=True, pad_rows=self.col_chunk)
         if Q is None:
             self.q_order = self.clusters.order
