@@ -152,7 +152,8 @@ class CandidateSearch:
         # spread; exact distances are still measured on the original rows
         self.mean = X.mean(0)
         self.clusters = _clusters(X, self.mean)
-        Xc = X[self.clusters.order] - self.mean  # the one centred copy, in cluster order
+        Xc = X[self.clusters.order]  # the one centred copy, in cluster order
+        Xc -= self.mean
         self.col_chunk = min(block, _COL_CHUNK)
         self.ref = self._prepare(Xc, with_rhs=True, pad_rows=self.col_chunk)
         if Q is None:
