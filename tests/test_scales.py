@@ -13,11 +13,10 @@ from scipy.spatial.distance import cdist, pdist, squareform
 from scipy.stats import ortho_group, pearsonr, spearmanr
 
 from repscope._validation import InputError
+from repscope.dimension.gromov import gromov_wasserstein_profile, neighbourhood_gw
 from repscope.dimension.scales import (
     DimensionalStability,
     dimensional_stability,
-    gromov_wasserstein_profile,
-    neighbourhood_gw,
     neighbourhood_jaccard,
     pointwise_rank_consistency,
     profile_distance,

@@ -12,11 +12,11 @@ from repscope.dimension.estimate import (
     LocalDimensionResult,
     local_dimension,
 )
+from repscope.dimension.gromov import gromov_wasserstein_profile
 from repscope.dimension.local import AGGREGATES, ESTIMATORS
 from repscope.dimension.scales import (
     DimensionalStability,
     dimensional_stability,
-    gromov_wasserstein_profile,
     neighbourhood_jaccard,
     pointwise_rank_consistency,
     profile_distance,

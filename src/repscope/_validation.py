@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 __all__ = [
     "InputError",
+    "as_array",
     "check_embedding",
     "check_k_list",
     "check_random_state",
@@ -27,7 +28,8 @@ class InputError(ValueError):
     """Bad input: the message is one line naming the problem and the fix."""
 
 
-def _to_array(X: Any, name: str) -> np.ndarray:
+def as_array(X: Any, name: str) -> np.ndarray:
+    """NumPy view of ``X`` (torch tensors detached to the CPU); one-line error if impossible."""
     if type(X).__module__.startswith("torch"):
         from repscope._backend import to_numpy
 
@@ -65,7 +67,7 @@ def check_embedding(
     InputError
         Wrong number of dimensions, empty, non-numeric, NaN or infinite values.
     """
-    arr = _to_array(X, name)
+    arr = as_array(X, name)
     if arr.dtype == object or not (
         np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
     ):

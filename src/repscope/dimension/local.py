@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from repscope._validation import InputError, _to_array, check_embedding
+from repscope._validation import InputError, as_array, check_embedding
 from repscope.dimension._aggregate import AGGREGATES, aggregate, bootstrap_ci
 from repscope.dimension._gride import gride_root, gride_unit_root
 from repscope.dimension._tle import tle_pointwise
@@ -367,7 +367,7 @@ def _check_twonn_params(fit: str, discard_fraction: float) -> tuple[str, float]:
 
 
 def _check_distances(distances: npt.ArrayLike) -> np.ndarray:
-    arr = _to_array(distances, "distances")
+    arr = as_array(distances, "distances")
     if arr.ndim != 2 or arr.size == 0:
         raise InputError(
             f"distances must be a non-empty 2-D array (n_points, k_max), got shape {arr.shape}; "
@@ -413,7 +413,7 @@ def _check_indices(indices: npt.ArrayLike | None, dist: np.ndarray, estimator: s
             f"estimator={estimator!r} needs the neighbour indices; pass indices= from the "
             "same kNN result as distances."
         )
-    arr = _to_array(indices, "indices")
+    arr = as_array(indices, "indices")
     if arr.shape != dist.shape or not np.issubdtype(arr.dtype, np.integer):
         raise InputError(
             f"indices must be an integer array of the distances' shape {dist.shape}, got "
