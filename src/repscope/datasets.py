@@ -12,7 +12,7 @@ All functions return float64 arrays with rows as samples.
 from __future__ import annotations
 
 import numbers
-from typing import Literal, overload
+from collections.abc import Callable
 
 import numpy as np
 
@@ -87,36 +87,7 @@ def _embed(
     return X
 
 
-@overload
-def make_hypercube(
-    n_samples: int,
-    d: int,
-    ambient_dim: int | None = ...,
-    *,
-    noise: float = ...,
-    random_state: RandomState = ...,
-    return_latent: Literal[False] = ...,
-) -> np.ndarray: ...
-@overload
-def make_hypercube(
-    n_samples: int,
-    d: int,
-    ambient_dim: int | None = ...,
-    *,
-    noise: float = ...,
-    random_state: RandomState = ...,
-    return_latent: Literal[True],
-) -> tuple[np.ndarray, np.ndarray]: ...
-def make_hypercube(
-    n_samples: int,
-    d: int,
-    ambient_dim: int | None = None,
-    *,
-    noise: float = 0.0,
-    random_state: RandomState = 0,
-    return_latent: bool = False,
-) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """Uniform points in the unit hypercube [0, 1]^d, rotated into R^ambient_dim.
+_MANIFOLD_DOC = """{summary}
 
     Parameters
     ----------
@@ -125,7 +96,7 @@ def make_hypercube(
     d : int
         Intrinsic dimension.
     ambient_dim : int or None
-        Dimension of the embedding space (``>= d``); None keeps ``d``.
+        Dimension of the embedding space (``>= {latent}``); None keeps ``{latent}``.
     noise : float
         Standard deviation of isotropic Gaussian noise added in the ambient space.
     random_state : int, Generator or None
@@ -137,106 +108,72 @@ def make_hypercube(
     -------
     X : ndarray of shape (n_samples, ambient_dim)
         Embedded points, float64.
-    latent : ndarray of shape (n_samples, d)
-        Points in [0, 1]^d before rotation and noise; only with ``return_latent=True``.
+    latent : ndarray of shape (n_samples, {latent})
+        {latent_doc} before rotation and noise; only with ``return_latent=True``.
 
     Examples
     --------
-    >>> from repscope.datasets import make_hypercube
-    >>> make_hypercube(100, 3, 20).shape
+    >>> from repscope.datasets import {name}
+    >>> {name}(100, 3, 20).shape
     (100, 20)
     """
+
+
+def _manifold(
+    sample_latent: Callable[[np.random.Generator, int, int], np.ndarray],
+    n_samples: int,
+    d: int,
+    ambient_dim: int | None,
+    noise: float,
+    random_state: RandomState,
+    return_latent: bool,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     n_samples = _check_positive_int(n_samples, "n_samples")
     d = _check_positive_int(d, "d")
     rng = check_random_state(random_state)
-    latent = rng.uniform(0.0, 1.0, size=(n_samples, d))
+    latent = sample_latent(rng, n_samples, d)
     X = _embed(latent, ambient_dim, noise, rng)
     return (X, latent) if return_latent else X
 
 
-@overload
-def make_sphere(
-    n_samples: int,
-    d: int,
-    ambient_dim: int | None = ...,
-    *,
-    noise: float = ...,
-    random_state: RandomState = ...,
-    return_latent: Literal[False] = ...,
-) -> np.ndarray: ...
-@overload
-def make_sphere(
-    n_samples: int,
-    d: int,
-    ambient_dim: int | None = ...,
-    *,
-    noise: float = ...,
-    random_state: RandomState = ...,
-    return_latent: Literal[True],
-) -> tuple[np.ndarray, np.ndarray]: ...
-def make_sphere(
-    n_samples: int,
-    d: int,
-    ambient_dim: int | None = None,
-    *,
-    noise: float = 0.0,
-    random_state: RandomState = 0,
-    return_latent: bool = False,
-) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """Uniform points on the unit d-sphere S^d ⊂ R^(d+1), rotated into R^ambient_dim.
+def _unit_cube(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    return rng.uniform(0.0, 1.0, size=(n, d))
 
-    Parameters
-    ----------
-    n_samples : int
-        Number of points.
-    d : int
-        Intrinsic dimension of the sphere (S^2 is the ordinary sphere in R^3).
-    ambient_dim : int or None
-        Dimension of the embedding space (``>= d + 1``); None keeps ``d + 1``.
-    noise : float
-        Standard deviation of isotropic Gaussian noise added in the ambient space.
-    random_state : int, Generator or None
-        Seed or generator; the same seed gives the same array.
-    return_latent : bool
-        Also return the points in R^(d+1) before rotation.
 
-    Returns
-    -------
-    X : ndarray of shape (n_samples, ambient_dim)
-        Embedded points, float64; unit norm when ``noise=0``.
-    latent : ndarray of shape (n_samples, d + 1)
-        Unit vectors before rotation and noise; only with ``return_latent=True``.
-    """
-    n_samples = _check_positive_int(n_samples, "n_samples")
-    d = _check_positive_int(d, "d")
-    rng = check_random_state(random_state)
+def _unit_sphere(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
     # a normalised isotropic Gaussian is uniform on the sphere
-    gaussian = rng.standard_normal((n_samples, d + 1))
-    latent = gaussian / np.linalg.norm(gaussian, axis=1, keepdims=True)
-    X = _embed(latent, ambient_dim, noise, rng)
-    return (X, latent) if return_latent else X
+    gaussian = rng.standard_normal((n, d + 1))
+    return gaussian / np.linalg.norm(gaussian, axis=1, keepdims=True)
 
 
-@overload
-def make_gaussian(
+def _standard_normal(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    return rng.standard_normal((n, d))
+
+
+def make_hypercube(
     n_samples: int,
     d: int,
-    ambient_dim: int | None = ...,
+    ambient_dim: int | None = None,
     *,
-    noise: float = ...,
-    random_state: RandomState = ...,
-    return_latent: Literal[False] = ...,
-) -> np.ndarray: ...
-@overload
-def make_gaussian(
+    noise: float = 0.0,
+    random_state: RandomState = 0,
+    return_latent: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    return _manifold(_unit_cube, n_samples, d, ambient_dim, noise, random_state, return_latent)
+
+
+def make_sphere(
     n_samples: int,
     d: int,
-    ambient_dim: int | None = ...,
+    ambient_dim: int | None = None,
     *,
-    noise: float = ...,
-    random_state: RandomState = ...,
-    return_latent: Literal[True],
-) -> tuple[np.ndarray, np.ndarray]: ...
+    noise: float = 0.0,
+    random_state: RandomState = 0,
+    return_latent: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    return _manifold(_unit_sphere, n_samples, d, ambient_dim, noise, random_state, return_latent)
+
+
 def make_gaussian(
     n_samples: int,
     d: int,
@@ -246,36 +183,30 @@ def make_gaussian(
     random_state: RandomState = 0,
     return_latent: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """Standard normal points in R^d, rotated into R^ambient_dim.
+    return _manifold(
+        _standard_normal, n_samples, d, ambient_dim, noise, random_state, return_latent
+    )
 
-    Parameters
-    ----------
-    n_samples : int
-        Number of points.
-    d : int
-        Intrinsic dimension.
-    ambient_dim : int or None
-        Dimension of the embedding space (``>= d``); None keeps ``d``.
-    noise : float
-        Standard deviation of isotropic Gaussian noise added in the ambient space.
-    random_state : int, Generator or None
-        Seed or generator; the same seed gives the same array.
-    return_latent : bool
-        Also return the latent coordinates.
 
-    Returns
-    -------
-    X : ndarray of shape (n_samples, ambient_dim)
-        Embedded points, float64.
-    latent : ndarray of shape (n_samples, d)
-        N(0, I_d) draws before rotation and noise; only with ``return_latent=True``.
-    """
-    n_samples = _check_positive_int(n_samples, "n_samples")
-    d = _check_positive_int(d, "d")
-    rng = check_random_state(random_state)
-    latent = rng.standard_normal((n_samples, d))
-    X = _embed(latent, ambient_dim, noise, rng)
-    return (X, latent) if return_latent else X
+make_hypercube.__doc__ = _MANIFOLD_DOC.format(
+    summary="Uniform points in the unit hypercube [0, 1]^d, rotated into R^ambient_dim.",
+    latent="d",
+    latent_doc="Points in [0, 1]^d",
+    name="make_hypercube",
+)
+make_sphere.__doc__ = _MANIFOLD_DOC.format(
+    summary="Uniform points on the unit d-sphere S^d in R^(d+1) (S^2 is the ordinary sphere), "
+    "rotated into R^ambient_dim; unit norm when ``noise=0``.",
+    latent="d + 1",
+    latent_doc="Unit vectors in R^(d+1)",
+    name="make_sphere",
+)
+make_gaussian.__doc__ = _MANIFOLD_DOC.format(
+    summary="Standard normal points in R^d, rotated into R^ambient_dim.",
+    latent="d",
+    latent_doc="N(0, I_d) draws",
+    name="make_gaussian",
+)
 
 
 def load_digits_pixels() -> np.ndarray:
