@@ -266,9 +266,27 @@ def _float32_if_exact(X: np.ndarray) -> np.ndarray:
 
 
 def _sort_rows(dist: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """First k of each row ordered by (distance, index): the deterministic tie order."""
-    order = np.lexsort((idx, dist), axis=-1)[:, :k]
-    return np.take_along_axis(dist, order, 1), np.take_along_axis(idx, order, 1)
+    """First k of each row ordered by (distance, index): the deterministic tie order.
+
+    Partition to k + 1 and sort by distance; rows with a tie among those, or whose K-th
+    distance recurs outside them, are re-sorted by (distance, index) over the whole row.
+    Exact ties are rare outside lattice-like data, so this is nearly a plain sort.
+    """
+    full_d, full_i = dist, idx
+    if k < dist.shape[1]:
+        part = np.argpartition(dist, k, axis=1)[:, : k + 1]
+        dist, idx = np.take_along_axis(dist, part, 1), np.take_along_axis(idx, part, 1)
+    order = np.argsort(dist, axis=1)
+    d, i = np.take_along_axis(dist, order, 1)[:, :k], np.take_along_axis(idx, order, 1)[:, :k]
+    tied = (d[:, 1:] == d[:, :-1]).any(1)
+    if k < full_d.shape[1]:
+        tied |= (full_d == d[:, -1:]).sum(1) > (d == d[:, -1:]).sum(1)
+    rows = np.flatnonzero(tied)
+    if rows.size:
+        redo = np.lexsort((full_i[rows], full_d[rows]), axis=-1)[:, :k]
+        d[rows] = np.take_along_axis(full_d[rows], redo, 1)
+        i[rows] = np.take_along_axis(full_i[rows], redo, 1)
+    return d, i
 
 
 def _select_block(d2: np.ndarray, cols: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
