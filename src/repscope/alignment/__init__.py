@@ -1,0 +1,1 @@
+"""Alignment between representations: ridge encoding and similarity measures."""
