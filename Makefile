@@ -30,6 +30,7 @@ lint: install
 # Peers in one run on the same data (benchmarks/README.md); BENCH_ARGS=--quick for N = 10 000 only.
 bench: install oracle
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/ridge.py $(BENCH_ARGS)
 
 # DADApy 0.3.4 needs numpy<2, so it lives in its own venv (pins: benchmarks/oracle-requirements.txt;
 # dadapy is an sdist, compiled here with gcc). It times DADApy for `make bench` and writes the

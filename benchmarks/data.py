@@ -60,3 +60,22 @@ def gaussian_mixture(n_samples: int, seed: int = SEED) -> np.ndarray:
         stop = min(start + _CHUNK, n_samples)
         X[start:stop] = x[: stop - start]
     return X
+
+
+def ridge_problem(
+    n_samples: int, n_features: int, n_targets: int, seed: int = SEED
+) -> tuple[np.ndarray, np.ndarray]:
+    """An encoding problem like model→voxel ridge: Y = X W + noise, float32.
+
+    X: a 300-PC-like embedding with a decaying spectrum (column scales i^-0.5);
+    W: a rank-20 map, so every target is predictable in part; noise per target with a
+    target-specific SNR (log-uniform), so the chosen penalties spread over the grid.
+    """
+    rng = np.random.default_rng([seed, n_samples, n_features, n_targets])
+    scales = np.arange(1, n_features + 1) ** -0.5
+    X = rng.standard_normal((n_samples, n_features)) * scales
+    W = rng.standard_normal((n_features, 20)) @ rng.standard_normal((20, n_targets))
+    signal = X @ W
+    snr = np.exp(rng.uniform(np.log(0.05), np.log(5.0), size=n_targets))
+    noise = rng.standard_normal((n_samples, n_targets)) * (signal.std(0) / np.sqrt(snr))
+    return X.astype(np.float32), (signal + noise).astype(np.float32)

@@ -4,9 +4,26 @@ Local intrinsic dimension at many scales from one exact kNN search, global spect
 and scale-invariance metrics. The public API takes and returns NumPy arrays.
 """
 
+import importlib
 from typing import Any
 
 from repscope._validation import InputError
+from repscope.alignment.similarity import (
+    MutualKNN,
+    MutualKNNProfile,
+    canonical_correlations,
+    cca_similarity,
+    linear_cka,
+    linear_cka_debiased,
+    mutual_knn,
+    mutual_knn_profile,
+    procrustes_distance,
+    pwcca,
+    rbf_cka,
+    rbf_cka_debiased,
+    rsa,
+    svcca,
+)
 from repscope.dimension.estimate import (
     DEFAULT_SCALES,
     LocalDimensionResult,
@@ -35,23 +52,45 @@ __all__ = [
     "KNNResult",
     "LocalDimension",
     "LocalDimensionResult",
+    "MutualKNN",
+    "MutualKNNProfile",
+    "RidgeEncoder",
+    "RidgeScores",
     "Spectrum",
     "__version__",
+    "canonical_correlations",
+    "cca_similarity",
     "dimensional_stability",
     "gromov_wasserstein_profile",
     "knn",
+    "linear_cka",
+    "linear_cka_debiased",
     "local_dimension",
+    "mutual_knn",
+    "mutual_knn_profile",
     "neighbourhood_jaccard",
     "pointwise_rank_consistency",
+    "procrustes_distance",
     "profile_distance",
+    "pwcca",
+    "rbf_cka",
+    "rbf_cka_debiased",
+    "ridge_alignment",
+    "rsa",
     "spectrum",
+    "svcca",
 ]
+
+# names whose modules import scikit-learn (slow): loaded on first use only
+_LAZY = {
+    "LocalDimension": "repscope.dimension.estimator",
+    "RidgeEncoder": "repscope.alignment.ridge",
+    "RidgeScores": "repscope.alignment.ridge",
+    "ridge_alignment": "repscope.alignment.ridge",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # the scikit-learn estimator imports sklearn (slow); load it on first use only
-    if name == "LocalDimension":
-        from repscope.dimension.estimator import LocalDimension
-
-        return LocalDimension
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'repscope' has no attribute {name!r}")
