@@ -211,8 +211,8 @@ def test_subprocess_bad_input_has_no_traceback(tmp_path):
 
 def test_console_script_json_round_trip(tmp_path, good_npy):
     script = Path(sys.executable).with_name("repscope")
-    if not script.exists():
-        pytest.skip(f"console script not installed next to {sys.executable}")
+    # `make test` installs the package with its console script: a missing script is a failure
+    assert script.exists(), f"console script not installed next to {sys.executable}"
     proc = subprocess.run(
         [str(script), "lid", str(good_npy), "--k", "5,10", "--json"],
         capture_output=True,
