@@ -308,6 +308,46 @@ def spectrum(file: FileArg, json_out: JsonOpt = False) -> None:
 
 
 @app.command()
+def align(
+    file_x: Annotated[Path, typer.Argument(help="Source embedding X (.npy or .npz).")],
+    file_y: Annotated[Path, typer.Argument(help="Target embedding Y (.npy or .npz).")],
+    method: Annotated[
+        str,
+        typer.Option(
+            help="ridge, cka, cka-debiased, cka-rbf, rsa, mutual-knn, cca, svcca, pwcca or "
+            "procrustes."
+        ),
+    ] = "ridge",
+    k: Annotated[int, typer.Option("--k", help="Neighbours for mutual-knn.")] = 10,
+    test_size: Annotated[float, typer.Option(help="Held-out share for ridge.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of the ridge split and folds.")] = 0,
+    device: DeviceOpt = "auto",
+    json_out: JsonOpt = False,
+) -> None:
+    """Alignment between two embeddings of the same stimuli (rows matched on ids if given)."""
+    from repscope.alignment.methods import METHODS, align
+    from repscope.io.arrays import match_rows
+
+    with _user_errors():
+        method = _parse_choice("--method", method, METHODS)
+        X, ids_x = load_embedding(file_x)
+        Y, ids_y = load_embedding(file_y)
+        X, Y, _ = match_rows(X, ids_x, Y, ids_y)
+        result = align(X, Y, method, k=k, test_size=test_size, random_state=seed, device=device)
+    result["n_stimuli"] = len(X)
+    if json_out:
+        _print_json(result)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("field", "value", title=f"alignment of {file_x.name} with {file_y.name}")
+    for key, value in result.items():
+        table.add_row(key, _fmt(value, 4) if isinstance(value, float) else str(value))
+    Console().print(table)
+
+
+@app.command()
 def demo(
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,

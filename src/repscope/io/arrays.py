@@ -143,3 +143,45 @@ def _check_ids(ids: np.ndarray, n_rows: int, filename: str) -> np.ndarray:
             f"{repeated[0].item()!r}); give every row its own id."
         )
     return ids
+
+
+def match_rows(
+    X: np.ndarray, ids_x: np.ndarray | None, Y: np.ndarray, ids_y: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Put two embeddings of the same stimuli row by row.
+
+    With ids on both sides, rows are matched on the intersection of ids, in X's order; without
+    ids, both must have the same number of rows (taken to be in the same order).
+
+    Returns
+    -------
+    X, Y : ndarrays with the same number of rows
+    ids : ndarray or None
+        The matched ids (None when neither side had ids).
+
+    Raises
+    ------
+    InputError
+        Only one side has ids, the ids do not overlap, or row counts differ without ids.
+    """
+    if ids_x is None and ids_y is None:
+        if len(X) != len(Y):
+            raise InputError(
+                f"X has {len(X)} rows but Y has {len(Y)}; pass embeddings of the same stimuli "
+                "in the same order, or .npz files with 'ids' to match rows."
+            )
+        return X, Y, None
+    if ids_x is None or ids_y is None:
+        side = "Y" if ids_x is None else "X"
+        raise InputError(f"only {side} carries stimulus ids; give both files 'ids' or neither.")
+    in_y = np.isin(ids_x, ids_y)
+    n_common = int(in_y.sum())
+    if n_common == 0:
+        raise InputError(
+            f"X's {len(ids_x)} ids and Y's {len(ids_y)} ids have none in common; pass "
+            "embeddings of the same stimuli."
+        )
+    ids = ids_x[in_y]
+    order = np.argsort(ids_y, kind="stable")
+    rows_y = order[np.searchsorted(ids_y[order], ids)]
+    return X[in_y], Y[rows_y], ids
