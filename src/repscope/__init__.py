@@ -8,6 +8,7 @@ import importlib
 from typing import Any
 
 from repscope._validation import InputError
+from repscope.alignment.null import PermutationNull, permutation_null
 from repscope.alignment.similarity import (
     MutualKNN,
     MutualKNNProfile,
@@ -54,6 +55,7 @@ __all__ = [
     "LocalDimensionResult",
     "MutualKNN",
     "MutualKNNProfile",
+    "PermutationNull",
     "RidgeEncoder",
     "RidgeScores",
     "Spectrum",
@@ -69,6 +71,7 @@ __all__ = [
     "mutual_knn",
     "mutual_knn_profile",
     "neighbourhood_jaccard",
+    "permutation_null",
     "pointwise_rank_consistency",
     "procrustes_distance",
     "profile_distance",
