@@ -8,6 +8,7 @@ import importlib
 from typing import Any
 
 from repscope._validation import InputError
+from repscope.alignment.matrix import AlignmentMatrix, alignment_matrix
 from repscope.alignment.null import PermutationNull, permutation_null
 from repscope.alignment.similarity import (
     MutualKNN,
@@ -48,6 +49,7 @@ __all__ = [
     "AGGREGATES",
     "DEFAULT_SCALES",
     "ESTIMATORS",
+    "AlignmentMatrix",
     "DimensionalStability",
     "InputError",
     "KNNResult",
@@ -60,6 +62,7 @@ __all__ = [
     "RidgeScores",
     "Spectrum",
     "__version__",
+    "alignment_matrix",
     "canonical_correlations",
     "cca_similarity",
     "dimensional_stability",
