@@ -71,11 +71,16 @@ class PCAResult:
     n_components : int
     explained_variance_ratio : float
         Share of total variance kept, in [0, 1].
+    components : ndarray of shape (n_components, n_features)
+        Orthonormal principal axes; new points project as ``(X - mean) @ components.T``.
+    mean : ndarray of shape (n_features,)
     """
 
     scores: np.ndarray
     n_components: int
     explained_variance_ratio: float
+    components: np.ndarray
+    mean: np.ndarray
 
 
 def pca_reduce(X: np.ndarray, n_components: int) -> PCAResult:
@@ -99,7 +104,8 @@ def pca_reduce(X: np.ndarray, n_components: int) -> PCAResult:
         raise InputError(f"pca={n_components} must be >= 1; pass pca=None to skip PCA.")
     n, d = X.shape
     q = int(min(n_components, n, d))
-    Xc = X - X.mean(0)
+    mean = X.mean(0)
+    Xc = X - mean
     total = float(np.einsum("ij,ij->", Xc, Xc))
     if min(n, d) <= _SVD_LIMIT:
         _, s, vt = np.linalg.svd(Xc, full_matrices=False)
@@ -119,4 +125,4 @@ def pca_reduce(X: np.ndarray, n_components: int) -> PCAResult:
     signs = np.sign(components[np.arange(q), np.abs(components).argmax(1)])
     components = components * np.where(signs == 0, 1.0, signs)[:, None]
     ratio = kept / total if total > 0 else 1.0
-    return PCAResult(Xc @ components.T, q, min(1.0, ratio))
+    return PCAResult(Xc @ components.T, q, min(1.0, ratio), components, mean)

@@ -26,9 +26,16 @@ from repscope.dimension.local import (
     pointwise_dimension,
 )
 from repscope.neighbors import KNNResult, knn
-from repscope.preprocessing import drop_duplicates, pca_reduce
+from repscope.preprocessing import PCAResult, drop_duplicates, pca_reduce
 
-__all__ = ["DEFAULT_SCALES", "LocalDimensionResult", "local_dimension", "prepare_embedding"]
+__all__ = [
+    "DEFAULT_SCALES",
+    "LocalDimensionResult",
+    "check_options",
+    "estimate_prepared",
+    "local_dimension",
+    "prepare_embedding",
+]
 
 DEFAULT_SCALES: tuple[int, ...] = (5, 10, 20, 50, 100, 200, 500, 1000)
 _NEEDS_POINTS = ("tle",)
@@ -50,6 +57,8 @@ class PreparedEmbedding:
         Input rows removed as exact duplicates (before or after PCA).
     pca : int or None
         Components kept, or None when PCA was skipped.
+    projection : PCAResult or None
+        The fitted PCA (axes and mean, for projecting new points), None when skipped.
     """
 
     X: np.ndarray
@@ -58,6 +67,7 @@ class PreparedEmbedding:
     n_features: int
     duplicates_dropped: int
     pca: int | None
+    projection: PCAResult | None = field(default=None, repr=False)
 
 
 def prepare_embedding(
@@ -76,10 +86,9 @@ def prepare_embedding(
     arr = check_embedding(X)
     n_samples, n_features = arr.shape
     distinct, kept = drop_duplicates(arr)
-    n_pca = None
+    reduced = None
     if pca is not None and len(distinct) > 1:
         reduced = pca_reduce(distinct, pca)
-        n_pca = reduced.n_components
         distinct, again = drop_duplicates(reduced.scores)
         kept = kept[again]
     n_dropped = n_samples - len(kept)
@@ -92,7 +101,8 @@ def prepare_embedding(
             f"X has {n_dropped} duplicate rows (of {n_samples}); remove them or pass "
             "duplicates='drop'."
         )
-    return PreparedEmbedding(distinct, kept, n_samples, n_features, n_dropped, n_pca)
+    n_pca = None if reduced is None else reduced.n_components
+    return PreparedEmbedding(distinct, kept, n_samples, n_features, n_dropped, n_pca, reduced)
 
 
 @dataclass(frozen=True)
@@ -237,6 +247,24 @@ def local_dimension(
     >>> {k: round(v) for k, v in res.profile.items()}
     {10: 3, 20: 3}
     """
+    check_options(estimator, aggregate, n_bootstrap)
+    prepared = prepare_embedding(X, pca=pca, duplicates=duplicates)
+    return estimate_prepared(
+        prepared,
+        k,
+        estimator=estimator,
+        aggregate=aggregate,
+        device=device,
+        n_bootstrap=n_bootstrap,
+        confidence=confidence,
+        random_state=random_state,
+        backend=backend,
+        **estimator_params,
+    )
+
+
+def check_options(estimator: str, aggregate: str, n_bootstrap: int) -> None:
+    """Estimator, aggregate and bootstrap count, checked before any data work."""
     if estimator not in ESTIMATORS:
         raise InputError(
             f"estimator={estimator!r} is not known; pass one of {', '.join(ESTIMATORS)}."
@@ -247,7 +275,22 @@ def local_dimension(
         )
     if not isinstance(n_bootstrap, numbers.Integral) or n_bootstrap < 0:
         raise InputError(f"n_bootstrap={n_bootstrap!r} must be a non-negative integer.")
-    prepared = prepare_embedding(X, pca=pca, duplicates=duplicates)
+
+
+def estimate_prepared(
+    prepared: PreparedEmbedding,
+    k: int | Sequence[int] | None = None,
+    *,
+    estimator: str = "mle",
+    aggregate: str = "mean",
+    device: _backend.Device = "auto",
+    n_bootstrap: int = 0,
+    confidence: float = 0.95,
+    random_state: int | np.random.Generator | None = 0,
+    backend: Literal["torch", "faiss"] = "torch",
+    **estimator_params: Any,
+) -> LocalDimensionResult:
+    """:func:`local_dimension` on an embedding already prepared by :func:`prepare_embedding`."""
     ks = resolve_scales(k, len(prepared.X), estimator)
     neighbors = knn(prepared.X, max(ks), device=device, backend=backend)
     pointwise = pointwise_dimension(

@@ -10,7 +10,12 @@ import numpy.typing as npt
 from sklearn.base import BaseEstimator
 
 from repscope._validation import InputError, check_embedding
-from repscope.dimension.estimate import LocalDimensionResult, local_dimension
+from repscope.dimension.estimate import (
+    LocalDimensionResult,
+    check_options,
+    estimate_prepared,
+    prepare_embedding,
+)
 from repscope.dimension.local import pointwise_dimension
 from repscope.neighbors import knn
 
@@ -68,14 +73,13 @@ class LocalDimension(BaseEstimator):
 
     def fit(self, X: npt.ArrayLike, y: Any = None) -> LocalDimension:
         """Estimate the LID profile of ``X``; returns ``self``."""
-        arr = check_embedding(X)
-        res: LocalDimensionResult = local_dimension(
-            arr,
+        check_options(self.estimator, self.aggregate, self.n_bootstrap)
+        prepared = prepare_embedding(X, pca=self.pca, duplicates=self.duplicates)  # type: ignore[arg-type]
+        res: LocalDimensionResult = estimate_prepared(
+            prepared,
             self.k,
             estimator=self.estimator,
             aggregate=self.aggregate,
-            pca=self.pca,
-            duplicates=self.duplicates,  # type: ignore[arg-type]
             device=self.device,
             n_bootstrap=self.n_bootstrap,
             random_state=self.random_state,
@@ -84,18 +88,16 @@ class LocalDimension(BaseEstimator):
         self.profile_ = res.profile
         self.pointwise_ = res.pointwise
         self.dimension_ = res.profile[res.k[-1]]
-        self._mean = arr.mean(0)
-        self._reference = arr[res.kept]
-        self._components = None
-        if res.pca is not None:
-            centred = self._reference - self._mean
-            _, _, vt = np.linalg.svd(centred, full_matrices=False)
-            self._components = vt[: res.pca]
-        self.n_features_in_ = arr.shape[1]
+        # the fitted points in the space the search ran in, and the PCA that maps there
+        self._reference = prepared.X
+        self._projection = prepared.projection
+        self.n_features_in_ = prepared.n_features
         return self
 
     def _project(self, A: np.ndarray) -> np.ndarray:
-        return A if self._components is None else (A - self._mean) @ self._components.T
+        if self._projection is None:
+            return A
+        return (A - self._projection.mean) @ self._projection.components.T
 
     def transform(self, X: npt.ArrayLike) -> np.ndarray:
         """Pointwise LID of new points against the fitted set, shape (n_samples, len(k))."""
@@ -112,8 +114,9 @@ class LocalDimension(BaseEstimator):
                 f"X has {arr.shape[1]} features but LocalDimension was fitted on "
                 f"{self.n_features_in_}; pass data with the same columns."
             )
-        ref = self._project(self._reference)
-        found = knn(ref, max(self.result_.k), queries=self._project(arr), device=self.device)
+        found = knn(
+            self._reference, max(self.result_.k), queries=self._project(arr), device=self.device
+        )
         if (found.distances[:, 0] == 0).any():
             raise InputError(
                 "some rows of X coincide with fitted points (distance 0); use fit_transform "
