@@ -49,6 +49,8 @@ __all__ = ["KNNResult", "knn"]
 logger = logging.getLogger(__name__)
 
 Precision = Literal["auto", "bfloat16", "float32", "float64"]
+# a tile cell and its temporaries (GEMM output, float32 copy, masks)
+_BYTES_PER_TILE_CELL = 16
 
 
 @dataclass(frozen=True)
@@ -201,14 +203,14 @@ def _resolve_precision(precision: str, dev: object) -> str:
     return precision
 
 
-def _choose_block(n: int, dev: object, block_size: int | None, bytes_per_cell: int = 16) -> int:
+def _choose_block(n: int, dev: object, block_size: int | None) -> int:
     """Rows per tile: a tile (b × b cells and its temporaries) uses <= 1/8 of free memory."""
     if block_size is not None:
         if block_size < 1:
             raise InputError(f"block_size={block_size} must be positive; pass e.g. 2048.")
         return min(int(block_size), n)
     budget = min(_backend.available_memory(dev) // 8, 2 << 30)
-    b = int(math.sqrt(budget / bytes_per_cell))
+    b = int(math.sqrt(budget / _BYTES_PER_TILE_CELL))
     return max(1, min(n, 4096, max(256, b)))
 
 
