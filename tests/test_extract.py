@@ -275,3 +275,19 @@ def test_cli_bad_input_is_one_line(tmp_path, args, message):
     assert res.stderr.startswith("error: ") and message in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     assert not list(tmp_path.glob("embeddings/*/*/meta.json"))
+
+
+def test_minizoo_member_trains_then_embeds_its_held_out_images(tmp_path):
+    from repscope.zoo.minizoo import minizoo_test_split, train_minizoo
+
+    table = train_minizoo(["mlp-w64-d1-n500"], cache_dir=tmp_path, progress=False)
+    indices, images, labels = minizoo_test_split()
+    stim = open_stimuli(images, ids=[f"mnist-{i:04d}" for i in indices])
+    model = load_model("minizoo:mlp-w64-d1-n500", cache_dir=tmp_path)
+    result = extract_embeddings(model, stim, cache_dir=tmp_path, progress=False)
+    assert result.X.shape == (len(indices), 64)
+    # the penultimate features reproduce the trained classifier's held-out accuracy
+    head = model.module[-1]
+    logits = head(torch.from_numpy(result.X)).argmax(1).numpy()
+    accuracy = (logits == labels).mean()
+    assert accuracy == pytest.approx(table["test_accuracy"].iloc[0], abs=2e-3)

@@ -178,7 +178,7 @@ def _summary(spec: str, layer: str, result: Any, out: Path | None) -> dict[str, 
     return {
         "model": spec,
         "layer": layer,
-        "stimuli": meta.get("stimuli", {}).get("location", meta.get("stimuli", {}).get("kind")),
+        "stimuli": _stimuli_label(meta.get("stimuli", {})),
         "shape": list(result.X.shape),
         "skipped": list(result.skipped),
         "n_skipped": len(result.skipped),
@@ -188,3 +188,9 @@ def _summary(spec: str, layer: str, result: Any, out: Path | None) -> dict[str, 
         "cache_file": str(result.path),
         "out": None if out is None else str(out),
     }
+
+
+def _stimuli_label(described: dict[str, Any]) -> str:
+    if "location" in described:
+        return str(described["location"])
+    return f"{described.get('name', described.get('kind'))} ({described.get('n')} images)"

@@ -94,7 +94,7 @@ def _photos() -> BuiltinSet:
     sample = load_sample_images()
     images.extend(np.asarray(im) for im in sample.images)
     ids.extend(f"sklearn-{Path(f).stem}" for f in sample.filenames)
-    with Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")) as im:
+    with Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as im:
         images.append(np.asarray(im.convert("RGB")))
     ids.append("matplotlib-grace_hopper")
     versions = [f"{pkg}=={version(pkg)}" for pkg in ("scikit-image", "scikit-learn", "matplotlib")]

@@ -16,7 +16,6 @@ import platform
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -24,6 +23,7 @@ import numpy as np
 
 from repscope._backend import resolve_device
 from repscope._progress import progress_bar
+from repscope._provenance import library_versions
 from repscope._validation import InputError
 from repscope.io.stimuli import Stimuli, StimulusReadError, open_stimuli
 from repscope.io.store import BatchChunk, EmbeddingKey, EmbeddingStore, merge_chunks
@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 #: Fastest CPU batch measured on 2 cores with channels_last (PERF.md: batch 8 is ~2x batch 32).
 CPU_BATCH_SIZE = 8
 _MAX_GPU_BATCH = 512
-_VERSIONED = ("torch", "torchvision", "timm", "open_clip_torch", "transformers", "numpy")
+_VERSIONED = ("torch", "torchvision", "timm", "open_clip_torch", "transformers", "numpy", "pillow")
 
 
 @dataclass(frozen=True)
@@ -268,7 +268,7 @@ class _Run:
             "started": started,
             "seconds": round(seconds, 3),
             "images_per_second": round(n_computed / seconds, 2) if seconds > 0 else None,
-            "versions": _versions(),
+            "versions": library_versions(*_VERSIONED),
         }
 
     def _finish(self, merged: BatchChunk, provenance: dict[str, Any]) -> Embedding:
@@ -419,15 +419,3 @@ def _device_name(dev: torch.device) -> str:
     if dev.type == "cuda":
         return f"{dev} ({torch.cuda.get_device_name(dev)})"
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
-
-def _versions() -> dict[str, str]:
-    import repscope
-
-    found = {"repscope": repscope.__version__, "python": platform.python_version()}
-    for name in _VERSIONED:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found

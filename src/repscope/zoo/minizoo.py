@@ -20,12 +20,12 @@ import io
 import json
 import logging
 import os
-import platform
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from repscope._provenance import library_versions
 from repscope._validation import InputError
 from repscope.io.atomic import atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
 from repscope.io.paths import default_cache_dir
@@ -306,7 +306,7 @@ def _train_one(config: MiniZooConfig, folder: Path, on_epoch: Callable[[], None]
         "data": _data_record(result.train_indices),
         "preprocessing": _preprocessing(result.mean, result.std),
         "metrics": metrics,
-        "versions": _versions(),
+        "versions": library_versions("torch", "numpy", "mlxtend"),
         "torch_threads": torch.get_num_threads(),
         "weights": {"file": WEIGHTS_FILE, "sha256": digest},
     }
@@ -344,18 +344,6 @@ def _preprocessing(mean: float, std: float) -> dict[str, Any]:
         "std": std,
         "input_size": list(INPUT_SIZE),
     }
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for package in ("repscope", "torch", "numpy", "mlxtend"):
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:
-            out[package] = "unknown"
-    return out
 
 
 def _result_row(config: MiniZooConfig, metrics: dict[str, Any], cached: bool) -> dict[str, Any]:
