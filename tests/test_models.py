@@ -514,3 +514,14 @@ def test_spec_object_is_accepted(resnet18):
     spec = ModelSpec("torchvision", "resnet18", None, "torchvision:resnet18")
     assert load_model(spec, pretrained=False).weights_hash == resnet18.weights_hash
     assert np.isfinite(feature_fn(resnet18)(torch.zeros(1, 3, 224, 224)).numpy()).all()
+
+
+def test_channels_last_feature_maps_of_timm_swin_are_pooled_over_space():
+    model = load_model("timm:swin_tiny_patch4_window7_224", pretrained=False)
+    x = torch.randn(2, *model.input_size)
+    with torch.inference_mode():
+        stage = model.module.layers[1](model.module.layers[0](model.module.patch_embed(x)))
+        expected = stage.mean(dim=(1, 2))  # timm Swin stages are (B, H, W, C)
+        got = feature_fn(model, "layers.1")(x)
+    assert got.shape == (2, stage.shape[-1])
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)

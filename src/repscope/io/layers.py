@@ -67,9 +67,10 @@ def feature_fn(
         SPEC`` / :func:`list_layers`.
     pooling : {"mean", "cls"}
         For token outputs ``(B, T, C)``: mean over tokens, or token 0. Spatial maps are
-        always averaged over ``H, W``. The penultimate features of timm, torchvision,
-        open_clip and EfficientNet-Lite models are pooled by the model itself and ignore it;
-        ``hf`` models use it.
+        always averaged over ``H, W`` (channels-first, or channels-last for timm models
+        whose ``output_fmt`` is ``"NHWC"``, such as Swin). The penultimate features of timm,
+        torchvision, open_clip and EfficientNet-Lite models are pooled by the model itself
+        and ignore it; ``hf`` models use it.
 
     Returns
     -------
@@ -89,6 +90,8 @@ def feature_fn(
         penultimate = model._penultimate or output_penultimate
         return _inference(lambda x: penultimate(model.module, x, pooling))
     target = _named_module(model, layer)
+    # timm models that keep feature maps channels-last (Swin: output_fmt "NHWC") say so
+    spatial = (1, 2) if str(getattr(model.module, "output_fmt", "NCHW")) == "NHWC" else (2, 3)
 
     def read_layer(x: torch.Tensor) -> torch.Tensor:
         captured = run_until(model.module, target, x, capture="output")
@@ -97,7 +100,7 @@ def feature_fn(
                 f"layer {layer!r} of {model.spec.raw} did not run in the forward pass; pick "
                 f"another from `repscope layers {model.spec.raw}`."
             )
-        return reduce_output(captured, pooling)
+        return reduce_output(captured, pooling, spatial_axes=spatial)
 
     return _inference(read_layer)
 
@@ -131,15 +134,19 @@ def list_layers(model: LoadedModel, *, with_shapes: bool = True) -> list[LayerIn
     return [head] + [LayerInfo(n, type(m).__name__, shapes.get(n)) for n, m in modules]
 
 
-def reduce_output(output: Any, pooling: Pooling = "mean") -> torch.Tensor:
+def reduce_output(
+    output: Any, pooling: Pooling = "mean", *, spatial_axes: tuple[int, int] = (2, 3)
+) -> torch.Tensor:
     """A module output as ``(B, D)``: first tensor of tuples/ModelOutputs, then pooled.
 
     Parameters
     ----------
     output : Tensor, tuple or mapping
         ``(B, D)`` kept; ``(B, T, C)`` mean over T or token 0 (``pooling="cls"``);
-        ``(B, C, H, W)`` mean over H, W.
+        4-D feature maps averaged over ``spatial_axes``.
     pooling : {"mean", "cls"}
+    spatial_axes : tuple of int
+        ``(2, 3)`` for ``(B, C, H, W)`` maps; ``(1, 2)`` for channels-last ``(B, H, W, C)``.
 
     Returns
     -------
@@ -153,7 +160,7 @@ def reduce_output(output: Any, pooling: Pooling = "mean") -> torch.Tensor:
             "layer whose output is (B, D), (B, T, C) or (B, C, H, W)."
         )
     if t.ndim == 4:
-        return t.mean(dim=(2, 3))
+        return t.mean(dim=spatial_axes)
     if t.ndim == 3:
         return t[:, 0] if pooling == "cls" else t.mean(dim=1)
     return t
