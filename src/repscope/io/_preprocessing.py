@@ -54,14 +54,15 @@ class ImageTransform:
         steps = list(getattr(self.inner, "transforms", []))
         names = [type(step).__name__ for step in steps[-2:]]
         if len(steps) < 2 or names[0] not in _TO_TENSOR or names[1] != "Normalize":
-            return self, _as_float32
+            return self, as_float32
         return _Uint8Head(steps[:-2]), _BatchNormalize(steps[-1].mean, steps[-1].std)
 
 
 _TO_TENSOR = ("ToTensor", "MaybeToTensor")
 
 
-def _as_float32(batch: Any) -> Any:
+def as_float32(batch: Any) -> Any:
+    """A batch cast to float32: the batch stage of pipelines that already normalise."""
     return batch.float()
 
 

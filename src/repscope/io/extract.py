@@ -25,6 +25,8 @@ from repscope._backend import resolve_device
 from repscope._progress import progress_bar
 from repscope._provenance import library_versions
 from repscope._validation import InputError
+from repscope.io._preprocessing import as_float32
+from repscope.io.layers import check_pooling
 from repscope.io.stimuli import Stimuli, StimulusReadError, open_stimuli
 from repscope.io.store import BatchChunk, EmbeddingKey, EmbeddingStore, merge_chunks
 
@@ -153,8 +155,7 @@ def extract_embeddings(
 
 
 def _check_options(pooling: str, on_error: str, batch_size: Any, num_workers: Any) -> None:
-    if pooling not in ("mean", "cls"):
-        raise InputError(f"pooling={pooling!r} is not known; pass 'mean' or 'cls'.")
+    check_pooling(pooling)
     if on_error not in ("skip", "raise"):
         raise InputError(f"on_error={on_error!r} is not known; pass 'skip' or 'raise'.")
     if batch_size != "auto" and not (isinstance(batch_size, int) and batch_size >= 1):
@@ -224,7 +225,7 @@ class _Run:
         import torch
 
         dataset = _StimulusDataset(self.stim, forward.per_image)
-        step = forward.loader_batch
+        step = forward.batch_size  # the batch size before any out-of-memory halving
         sampler = [remaining[i : i + step].tolist() for i in range(0, len(remaining), step)]
         loader = torch.utils.data.DataLoader(
             dataset,
@@ -322,7 +323,7 @@ class _Forward:
         transform = loaded.transform
         # decode and resize per image, then scale and normalise whole batches on the device
         self.per_image, self.per_batch = (
-            transform.split() if hasattr(transform, "split") else (transform, _as_float32)
+            transform.split() if hasattr(transform, "split") else (transform, as_float32)
         )
         loaded.module.to(dev)
         if dev.type == "cpu":
@@ -331,7 +332,6 @@ class _Forward:
         self.batch_size = (
             batch_size if batch_size != "auto" else _auto_batch_size(loaded, features, dev)
         )
-        self.loader_batch = self.batch_size
 
     def __call__(self, batch: torch.Tensor) -> np.ndarray:
         while True:
@@ -371,10 +371,6 @@ class _Forward:
             new,
         )
         self.batch_size = new
-
-
-def _as_float32(batch: torch.Tensor) -> torch.Tensor:
-    return batch.float()
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:

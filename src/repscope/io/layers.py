@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from repscope.io.models import LoadedModel
 
-__all__ = ["LayerInfo", "feature_fn", "list_layers", "reduce_output"]
+__all__ = ["LayerInfo", "check_pooling", "feature_fn", "list_layers", "reduce_output"]
 
 Pooling = Literal["mean", "cls"]
 PENULTIMATE = "penultimate"
@@ -84,8 +84,7 @@ def feature_fn(
         Unknown pooling or layer name (near matches listed), or a named layer of a
         TorchScript module (hooks are not supported there).
     """
-    if pooling not in ("mean", "cls"):
-        raise InputError(f"pooling={pooling!r} is not known; pass 'mean' or 'cls'.")
+    check_pooling(pooling)
     if layer == PENULTIMATE:
         penultimate = model._penultimate or output_penultimate
         return _inference(lambda x: penultimate(model.module, x, pooling))
@@ -103,6 +102,12 @@ def feature_fn(
         return reduce_output(captured, pooling, spatial_axes=spatial)
 
     return _inference(read_layer)
+
+
+def check_pooling(pooling: str) -> None:
+    """Raise a one-line InputError unless ``pooling`` is ``"mean"`` or ``"cls"``."""
+    if pooling not in ("mean", "cls"):
+        raise InputError(f"pooling={pooling!r} is not known; pass 'mean' or 'cls'.")
 
 
 def list_layers(model: LoadedModel, *, with_shapes: bool = True) -> list[LayerInfo]:
