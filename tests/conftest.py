@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
+from nsd_fixture import mini_algonauts, mini_nsd, mini_nsd_copy  # noqa: F401 (fixtures)
+
 
 def _brute_knn(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact kNN from the full distance matrix: self excluded, ties kept in row order."""

@@ -87,6 +87,28 @@ def _parse_choice(option: str, value: str, choices: Sequence[str]) -> str:
     return value
 
 
+def _parse_k(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isascii() and p.isdigit() for p in parts):
+        raise InputError(
+            f"--k {text!r} is not a comma-separated list of whole numbers; "
+            "pass e.g. --k 5,10,20,50."
+        )
+    return tuple(int(p) for p in parts)
+
+
+def _parse_pca(text: str) -> int | None:
+    if text.strip().lower() == "none":
+        return None
+    if not (text.strip().isascii() and text.strip().isdigit()) or int(text) < 1:
+        raise InputError(
+            f"--pca {text!r} is not a positive integer or 'none'; pass e.g. --pca 300."
+        )
+    return int(text)
+
+
 def _jsonable(value: Any) -> Any:
     """Plain Python values for json: NumPy scalars unwrapped, non-finite floats as null."""
     if isinstance(value, dict):

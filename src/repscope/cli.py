@@ -20,6 +20,8 @@ from repscope._cli_common import (
     _fmt,
     _OneLineErrorGroup,
     _parse_choice,
+    _parse_k,
+    _parse_pca,
     _print_json,
     _user_errors,
 )
@@ -54,31 +56,6 @@ def _main(
     ] = False,
 ) -> None:
     """repscope: local intrinsic dimension and global spectra of representations."""
-
-
-# ---- option parsing: every bad value is an InputError, so it reads like any other bad input
-
-
-def _parse_k(text: str | None) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    parts = [p.strip() for p in text.split(",")]
-    if not all(p.isascii() and p.isdigit() for p in parts):
-        raise InputError(
-            f"--k {text!r} is not a comma-separated list of whole numbers; "
-            "pass e.g. --k 5,10,20,50."
-        )
-    return tuple(int(p) for p in parts)
-
-
-def _parse_pca(text: str) -> int | None:
-    if text.strip().lower() == "none":
-        return None
-    if not (text.strip().isascii() and text.strip().isdigit()) or int(text) < 1:
-        raise InputError(
-            f"--pca {text!r} is not a positive integer or 'none'; pass e.g. --pca 300."
-        )
-    return int(text)
 
 
 FileArg = Annotated[

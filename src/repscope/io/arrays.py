@@ -15,7 +15,7 @@ import numpy as np
 
 from repscope._validation import InputError, check_embedding
 
-__all__ = ["load_embedding"]
+__all__ = ["common_rows", "load_embedding"]
 
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -174,14 +174,34 @@ def match_rows(
     if ids_x is None or ids_y is None:
         side = "Y" if ids_x is None else "X"
         raise InputError(f"only {side} carries stimulus ids; give both files 'ids' or neither.")
-    in_y = np.isin(ids_x, ids_y)
-    n_common = int(in_y.sum())
-    if n_common == 0:
+    rows_x, rows_y = common_rows(ids_x, ids_y)
+    if rows_x.size == 0:
         raise InputError(
             f"X's {len(ids_x)} ids and Y's {len(ids_y)} ids have none in common; pass "
             "embeddings of the same stimuli."
         )
-    ids = ids_x[in_y]
-    order = np.argsort(ids_y, kind="stable")
-    rows_y = order[np.searchsorted(ids_y[order], ids)]
-    return X[in_y], Y[rows_y], ids
+    return X[rows_x], Y[rows_y], ids_x[rows_x]
+
+
+def common_rows(ids_a: np.ndarray, ids_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row numbers that pair the ids both arrays hold, in ``ids_a``'s order.
+
+    Parameters
+    ----------
+    ids_a, ids_b : ndarray of shape (n_a,) and (n_b,)
+        Stimulus ids, unique within each array.
+
+    Returns
+    -------
+    rows_a, rows_b : ndarray of int, shape (n_common,)
+        ``ids_a[rows_a] == ids_b[rows_b]``; ``rows_a`` ascending. Empty when no id is shared.
+
+    Examples
+    --------
+    >>> common_rows(np.array(["a", "b", "c"]), np.array(["c", "x", "a"]))
+    (array([0, 2]), array([2, 0]))
+    """
+    rows_a = np.flatnonzero(np.isin(ids_a, ids_b))
+    order = np.argsort(ids_b, kind="stable")
+    rows_b = order[np.searchsorted(ids_b[order], ids_a[rows_a])]
+    return rows_a, rows_b
