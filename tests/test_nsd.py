@@ -243,7 +243,7 @@ def test_progress_bar_and_simulated_flag(mini_nsd_copy: MiniNsd, capsys) -> None
     mini_nsd_copy.layout.simulation_record.write_text("{}")
     loaded = load_nsd(mini_nsd_copy.root, 1, ["EBA"], progress=True)
     assert loaded.source["simulated"] is True
-    assert "NSD subj01" in capsys.readouterr().out
+    assert "NSD subj01" in capsys.readouterr().err  # bars draw on stderr
 
 
 # ---------------------------------------------------------------- bad input, one line each

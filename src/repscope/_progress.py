@@ -12,7 +12,9 @@ __all__ = ["progress_bar"]
 def progress_bar(
     total: int, description: str, *, unit: str = "items", enabled: bool = True
 ) -> Iterator[Callable[[int], None]]:
-    """Show a rich progress bar while the block runs; yield ``advance(n)``.
+    """Show a rich progress bar on stderr while the block runs; yield ``advance(n)``.
+
+    stdout stays for results (tables, JSON), so a bar never mixes into piped output.
 
     Parameters
     ----------
@@ -28,6 +30,7 @@ def progress_bar(
     if not enabled:
         yield lambda n=1: None
         return
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -56,6 +59,6 @@ def progress_bar(
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, transient=False) as progress:
+    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
         task = progress.add_task(description, total=total)
         yield lambda n=1: progress.advance(task, n)

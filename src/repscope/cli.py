@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 import repscope
+from repscope._cli_brain import brain_align, brain_lid, simulate_fmri
 from repscope._cli_common import (
     DeviceOpt,
     JsonOpt,
@@ -294,6 +295,9 @@ def _print_demo_table(rows: Sequence[Any], ks: Sequence[int]) -> None:
 
 app.command()(extract)
 app.command()(layers)
+app.command("brain-align")(brain_align)
+app.command("brain-lid")(brain_lid)
+app.command("simulate-fmri")(simulate_fmri)
 app.add_typer(
     zoo_app, name="zoo", help="The paper's model zoo table and the mini zoo that trains here."
 )

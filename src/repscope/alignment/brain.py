@@ -13,9 +13,9 @@ the test images (NSD's NC = ncsnr² / (ncsnr² + 1/n), n the test images' repeat
 from __future__ import annotations
 
 import io
-import json
 import numbers
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +45,9 @@ MIN_COMMON_IMAGES = 10
 # train rows span fewer dimensions); standardizing them would blow rounding noise up to unit
 # variance, so they are dropped.
 _NULL_AXIS_RATIO = 1e-10
+#: Standardized PCA scores weigh every component alike; beyond this share of the train images
+#: the ridge fits noise components as readily as signal ones.
+_PCA_TRAIN_WARN_RATIO = 0.5
 _VOXEL_FIELDS = ("columns", "coordinates", "r2", "pearson_r", "noise_ceiling", "alpha")
 
 
@@ -144,7 +147,14 @@ class BrainAlignment:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary: ``{"settings": ..., "table": [row, ...]}``, missing as None."""
-        rows = json.loads(self.table.to_json(orient="records"))
+        table = self.table.astype(object).where(self.table.notna(), None)
+        rows = [
+            {
+                key: value.item() if isinstance(value, np.generic) else value
+                for key, value in row.items()
+            }
+            for row in table.to_dict("records")
+        ]
         return {"settings": dict(self.settings), "table": rows}
 
 
@@ -350,7 +360,19 @@ def _project(
     Z = np.empty((len(X), components.shape[0]))
     Z[train] = fit.scores[:, keep]
     Z[test] = (X[test] - fit.mean) @ components.T
+    _warn_wide(components.shape[0], train.size)
     return Z, int(keep.sum()), fit.explained_variance_ratio
+
+
+def _warn_wide(n_components: int, n_train: int) -> None:
+    if n_components > _PCA_TRAIN_WARN_RATIO * n_train:
+        warnings.warn(
+            f"PCA keeps {n_components} components from {n_train} train images; standardized, "
+            "each weighs like the first and held-out R² suffers; pass pca <= "
+            f"{max(1, n_train // 10)} for this few images.",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _fit_subject(
