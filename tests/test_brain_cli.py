@@ -19,23 +19,16 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
+from cli_helpers import assert_one_line_error, invoke
 from repscope.alignment.brain import MIN_COMMON_IMAGES, brain_alignment
-from repscope.cli import app
 from repscope.dimension.brain import profile_distances, roi_dimension_profiles
 from repscope.dimension.estimate import local_dimension
 from repscope.io.algonauts import load_algonauts
 from repscope.io.nsd import load_nsd
 from repscope.io.simulate import simulate_nsd
 
-runner = CliRunner()
-
 VOXEL_FIELDS = ("columns", "coordinates", "r2", "pearson_r", "noise_ceiling", "alpha")
-
-
-def _invoke(*args: object):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def _json(result) -> dict:
@@ -45,16 +38,6 @@ def _json(result) -> dict:
     assert len(lines) == 1, result.stdout[:500]
     assert all(line.startswith("warning: ") for line in result.stderr.splitlines())
     return json.loads(lines[0])
-
-
-def _assert_one_line_error(result, match: str) -> None:
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in result.output
-    assert re.search(match, lines[0]), lines[0]
 
 
 def _nsd_ids(numbers) -> np.ndarray:
@@ -121,7 +104,7 @@ def _expected(root, emb, subjects, rois, **options) -> object:
 def test_brain_align_json_equals_library(mini_nsd, emb, subjects, rois, options):
     args = [f"--subject={s}" for s in subjects] + [f"--roi={r}" for r in rois]
     args += [f"{k}={v}" for k, v in options.items()]
-    out = _json(_invoke("brain-align", emb.path, "--nsd", mini_nsd.root, *args, "--json"))
+    out = _json(invoke("brain-align", emb.path, "--nsd", mini_nsd.root, *args, "--json"))
     pca = options.get("--pca", "300")
     expected = _expected(
         mini_nsd.root,
@@ -157,17 +140,17 @@ def test_brain_align_matches_rows_by_id_not_position(mini_nsd, emb, tmp_path):
     order = np.random.default_rng(5).permutation(len(emb.ids))
     np.savez(tmp_path / "shuffled.npz", X=emb.X[order], ids=emb.ids[order])
     args = ("--nsd", mini_nsd.root, "--roi", "EBA", "--pca", "none", "--json")
-    a = _json(_invoke("brain-align", emb.path, *args))
-    b = _json(_invoke("brain-align", tmp_path / "shuffled.npz", *args))
+    a = _json(invoke("brain-align", emb.path, *args))
+    b = _json(invoke("brain-align", tmp_path / "shuffled.npz", *args))
     assert a == b
     # rows paired with the wrong ids give another answer
     np.savez(tmp_path / "misnamed.npz", X=emb.X[order], ids=emb.ids)
-    assert _json(_invoke("brain-align", tmp_path / "misnamed.npz", *args))["table"] != a["table"]
+    assert _json(invoke("brain-align", tmp_path / "misnamed.npz", *args))["table"] != a["table"]
 
 
 def test_brain_align_out_writes_the_table_and_the_voxel_maps(mini_nsd, emb, tmp_path):
     out_dir = tmp_path / "results" / "run1"  # parents created
-    result = _invoke(
+    result = invoke(
         "brain-align", emb.path, "--nsd", mini_nsd.root, "--subject", "1", "--subject", "2",
         "--roi", "EBA", "--roi", "V1", "--out", out_dir, "--json",
     )  # fmt: skip
@@ -198,7 +181,7 @@ def test_brain_align_out_writes_the_table_and_the_voxel_maps(mini_nsd, emb, tmp_
 
 
 def test_brain_align_table(mini_nsd, emb):
-    result = _invoke(
+    result = invoke(
         "brain-align", emb.path, "--nsd", mini_nsd.root, "--roi", "EBA", "--roi", "V1",
         "--no-progress",
     )  # fmt: skip
@@ -221,7 +204,7 @@ def test_brain_align_table(mini_nsd, emb):
 
 
 def test_brain_align_out_without_json_says_where(mini_nsd, emb, tmp_path):
-    result = _invoke(
+    result = invoke(
         "brain-align", emb.path, "--nsd", mini_nsd.root, "--roi", "EBA", "--out", tmp_path / "o",
         "--no-progress",
     )  # fmt: skip
@@ -231,7 +214,7 @@ def test_brain_align_out_without_json_says_where(mini_nsd, emb, tmp_path):
 
 
 def test_progress_bars_stay_off_stdout(mini_nsd, emb):
-    result = _invoke("brain-align", emb.path, "--nsd", mini_nsd.root, "--roi", "EBA")
+    result = invoke("brain-align", emb.path, "--nsd", mini_nsd.root, "--roi", "EBA")
     assert result.exit_code == 0, result.output
     assert "NSD subj01" not in result.stdout and "session/s" not in result.stdout
 
@@ -267,7 +250,7 @@ def test_brain_align_algonauts_equals_library(mini_algonauts, algonauts_emb, roi
     assert len(mini_algonauts.nsd_ids) >= MIN_COMMON_IMAGES
     args = [f"--roi={r}" for r in rois]
     out = _json(
-        _invoke(
+        invoke(
             "brain-align", algonauts_emb.path, "--algonauts", mini_algonauts.root, *args, "--json"
         )
     )
@@ -285,7 +268,7 @@ def test_brain_align_algonauts_equals_library(mini_algonauts, algonauts_emb, roi
 
 
 def test_brain_lid_algonauts_default_is_every_vertex(mini_algonauts):
-    out = _json(_invoke("brain-lid", "--algonauts", mini_algonauts.root, "--k", "3,5", "--json"))
+    out = _json(invoke("brain-lid", "--algonauts", mini_algonauts.root, "--k", "3,5", "--json"))
     assert {(r["roi"], r["k"]) for r in out["profiles"]} == {
         ("all-vertices", 3),
         ("all-vertices", 5),
@@ -296,20 +279,20 @@ def test_brain_lid_algonauts_default_is_every_vertex(mini_algonauts):
 def test_brain_align_algonauts_errors(mini_algonauts, algonauts_emb, tmp_path):
     root = mini_algonauts.root
     emb = (algonauts_emb.path, "--json")
-    _assert_one_line_error(
-        _invoke("brain-align", *emb, "--algonauts", root, "--test", "shared"),
+    assert_one_line_error(
+        invoke("brain-align", *emb, "--algonauts", root, "--test", "shared"),
         r"subject 1 has 0 shared and 15 other images .* pass test='random'",
     )
-    _assert_one_line_error(
-        _invoke("brain-align", *emb, "--algonauts", root, "--subject", "2"),
+    assert_one_line_error(
+        invoke("brain-align", *emb, "--algonauts", root, "--subject", "2"),
         r"subject=2: no folder subjAA .* subjects present: subj01",
     )
-    _assert_one_line_error(
-        _invoke("brain-align", *emb, "--algonauts", root, "--roi", "nsdgeneral"),
+    assert_one_line_error(
+        invoke("brain-align", *emb, "--algonauts", root, "--roi", "nsdgeneral"),
         r"unknown ROI 'nsdgeneral'; available: prf-visualrois: V1v .*floc-bodies: EBA",
     )
-    _assert_one_line_error(
-        _invoke("brain-align", *emb, "--algonauts", tmp_path),
+    assert_one_line_error(
+        invoke("brain-align", *emb, "--algonauts", tmp_path),
         rf"no folder subjAA for it under {re.escape(str(tmp_path))}; subjects present: none",
     )
 
@@ -323,7 +306,7 @@ def test_brain_align_algonauts_errors(mini_algonauts, algonauts_emb, tmp_path):
 )
 def test_brain_lid_json_equals_library(mini_nsd, subjects, rois, k, pca):
     args = [f"--subject={s}" for s in subjects] + [f"--roi={r}" for r in rois]
-    result = _invoke(
+    result = invoke(
         "brain-lid", "--nsd", mini_nsd.root, *args, "--k", ",".join(map(str, k)), "--pca", pca,
         "--json",
     )  # fmt: skip
@@ -341,14 +324,14 @@ def test_brain_lid_json_equals_library(mini_nsd, subjects, rois, k, pca):
 
 
 def test_brain_lid_default_roi_is_nsdgeneral(mini_nsd):
-    out = _json(_invoke("brain-lid", "--nsd", mini_nsd.root, "--k", "5,10", "--json"))
+    out = _json(invoke("brain-lid", "--nsd", mini_nsd.root, "--k", "5,10", "--json"))
     assert {p["roi"] for p in out["profiles"]} == {"nsdgeneral"}
     assert out["profiles"][0]["n_voxels"] == int((mini_nsd.rois[1]["nsdgeneral"] > 0).sum())
 
 
 def test_brain_lid_with_embedding_gives_distances(mini_nsd, emb):
     rois, k = ("EBA", "nsdgeneral"), (5, 10, 20)
-    result = _invoke(
+    result = invoke(
         "brain-lid", "--nsd", mini_nsd.root, "--subject", "1", "--subject", "2",
         *[f"--roi={r}" for r in rois], "--k", "5,10,20", "--embedding", emb.path, "--json",
     )  # fmt: skip
@@ -373,7 +356,7 @@ def test_brain_lid_with_embedding_gives_distances(mini_nsd, emb):
 
 
 def test_brain_lid_table(mini_nsd, emb):
-    result = _invoke(
+    result = invoke(
         "brain-lid", "--nsd", mini_nsd.root, "--roi", "EBA", "--roi", "V1", "--k", "5,10,20",
         "--embedding", emb.path, "--no-progress",
     )  # fmt: skip
@@ -399,7 +382,7 @@ SMALL = ("--subjects", "1", "--image-size", "32")
 def test_simulate_fmri_json_equals_library_and_loads(tmp_path):
     np.save(tmp_path / "feats.npy", _features(40))
     out_dir = tmp_path / "sim"
-    result = _invoke(
+    result = invoke(
         "simulate-fmri", out_dir, "--images", "40", "--model", tmp_path / "feats.npy", *SMALL,
         "--repeats", "2", "--trials-per-session", "50", "--seed", "3", "--json",
     )  # fmt: skip
@@ -424,7 +407,7 @@ def test_simulate_fmri_json_equals_library_and_loads(tmp_path):
 
 def test_simulate_fmri_hdf5(tmp_path):
     np.save(tmp_path / "feats.npy", _features(30))
-    result = _invoke(
+    result = invoke(
         "simulate-fmri", tmp_path / "sim", "--images", "30", "--model", tmp_path / "feats.npy",
         *SMALL, "--format", "hdf5", "--no-progress",
     )  # fmt: skip
@@ -441,25 +424,25 @@ def test_simulate_fmri_refuses_a_folder_that_is_not_a_simulation(tmp_path):
     out_dir = tmp_path / "thesis"
     out_dir.mkdir()
     (out_dir / "chapter1.tex").write_text("keep me")
-    result = _invoke(
+    result = invoke(
         "simulate-fmri", out_dir, "--images", "30", "--model", tmp_path / "feats.npy", *SMALL,
         "--overwrite", "--json",
     )  # fmt: skip
-    _assert_one_line_error(result, r"is not empty and holds no simulation record")
+    assert_one_line_error(result, r"is not empty and holds no simulation record")
     assert [p.name for p in out_dir.iterdir()] == ["chapter1.tex"]
 
 
 def test_simulate_fmri_overwrites_only_with_overwrite(tmp_path):
     np.save(tmp_path / "feats.npy", _features(30))
     args = ("--images", "30", "--model", tmp_path / "feats.npy", *SMALL, "--json")
-    assert _invoke("simulate-fmri", tmp_path / "sim", *args).exit_code == 0
+    assert invoke("simulate-fmri", tmp_path / "sim", *args).exit_code == 0
     before = (tmp_path / "sim" / "simulation.json").read_bytes()
-    _assert_one_line_error(
-        _invoke("simulate-fmri", tmp_path / "sim", *args, "--seed", "1"),
+    assert_one_line_error(
+        invoke("simulate-fmri", tmp_path / "sim", *args, "--seed", "1"),
         r"holds a previous simulation; pass overwrite=True",
     )
     assert (tmp_path / "sim" / "simulation.json").read_bytes() == before
-    out = _json(_invoke("simulate-fmri", tmp_path / "sim", *args, "--seed", "1", "--overwrite"))
+    out = _json(invoke("simulate-fmri", tmp_path / "sim", *args, "--seed", "1", "--overwrite"))
     assert out["seed"] == 1
 
 
@@ -469,7 +452,7 @@ def simulated(tmp_path_factory) -> SimpleNamespace:
     folder = tmp_path_factory.mktemp("sim200")
     features = _features(200, seed=11)
     np.save(folder / "feats.npy", features)
-    result = _invoke(
+    result = invoke(
         "simulate-fmri", folder / "nsd", "--images", "200", "--model", folder / "feats.npy",
         *SMALL, "--json",
     )  # fmt: skip
@@ -485,7 +468,7 @@ def simulated(tmp_path_factory) -> SimpleNamespace:
 
 def test_brain_align_recovers_the_generating_model(simulated):
     def eba(path):
-        out = _json(_invoke("brain-align", path, "--nsd", simulated.root, "--roi", "EBA", "--json"))
+        out = _json(invoke("brain-align", path, "--nsd", simulated.root, "--roi", "EBA", "--json"))
         row = out["table"][0]
         assert row["r2"] <= row["noise_ceiling"] + 0.05  # nothing beats the ceiling
         return row["r2_normalized"]
@@ -603,29 +586,29 @@ ALIGN_CASES = {
 def test_brain_align_bad_input(bad, case):
     args, match = ALIGN_CASES[case]
     out_dir = bad.tmp / "out"
-    result = _invoke("brain-align", *args(bad), "--out", out_dir, "--json")
-    _assert_one_line_error(result, match(bad) if callable(match) else match)
+    result = invoke("brain-align", *args(bad), "--out", out_dir, "--json")
+    assert_one_line_error(result, match(bad) if callable(match) else match)
     assert not out_dir.exists()
     # and the same line without --json
-    plain = _invoke("brain-align", *args(bad), "--out", out_dir, "--no-progress")
-    _assert_one_line_error(plain, match(bad) if callable(match) else match)
+    plain = invoke("brain-align", *args(bad), "--out", out_dir, "--no-progress")
+    assert_one_line_error(plain, match(bad) if callable(match) else match)
     assert not out_dir.exists()
 
 
 def test_brain_align_missing_ncsnr_is_named(mini_nsd_copy, emb, tmp_path):
     path = mini_nsd_copy.layout.ncsnr(1)
     path.unlink()
-    result = _invoke(
+    result = invoke(
         "brain-align", emb.path, "--nsd", mini_nsd_copy.root, "--out", tmp_path / "out", "--json"
     )
-    _assert_one_line_error(result, re.escape(str(path)) + " not found")
+    assert_one_line_error(result, re.escape(str(path)) + " not found")
     assert not (tmp_path / "out").exists()
 
 
 def test_brain_align_out_that_is_a_file(mini_nsd, emb, tmp_path):
     (tmp_path / "results").write_text("not a folder")
-    result = _invoke("brain-align", emb.path, "--nsd", mini_nsd.root, "--out", tmp_path / "results")
-    _assert_one_line_error(result, r"--out .*results is a file; pass a folder")
+    result = invoke("brain-align", emb.path, "--nsd", mini_nsd.root, "--out", tmp_path / "results")
+    assert_one_line_error(result, r"--out .*results is a file; pass a folder")
     assert (tmp_path / "results").read_text() == "not a folder"
 
 
@@ -677,8 +660,8 @@ def test_brain_lid_bad_input(bad, case):
     if "--k" not in args:
         args += ["--k", "5,10"]
     for mode in ("--json", "--no-progress"):
-        result = _invoke("brain-lid", *args, mode)
-        _assert_one_line_error(result, match(bad) if callable(match) else match)
+        result = invoke("brain-lid", *args, mode)
+        assert_one_line_error(result, match(bad) if callable(match) else match)
 
 
 SIMULATE_CASES = {
@@ -721,6 +704,6 @@ SIMULATE_CASES = {
 def test_simulate_fmri_bad_input(bad, case):
     args, match = SIMULATE_CASES[case]
     out_dir = bad.tmp / "sim"
-    result = _invoke("simulate-fmri", out_dir, "--images", "30", "--image-size", "32", *args(bad))
-    _assert_one_line_error(result, match)
+    result = invoke("simulate-fmri", out_dir, "--images", "30", "--image-size", "32", *args(bad))
+    assert_one_line_error(result, match)
     assert not out_dir.exists()

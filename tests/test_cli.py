@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -13,12 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 import repscope
+from cli_helpers import assert_one_line_error, invoke, runner
 from repscope.cli import app
-
-runner = CliRunner()
 
 LID_KEYS = {
     "estimator",
@@ -43,20 +39,6 @@ def good_npy(tmp_path: Path) -> Path:
     path = tmp_path / "emb.npy"
     np.save(path, _points())
     return path
-
-
-def _invoke(*args: str | os.PathLike[str]):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def _assert_one_line_error(result, match: str) -> None:
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in result.output
-    assert re.search(match, lines[0]), lines[0]
 
 
 # ---- bad input: one line on stderr, exit 2, nothing on stdout
@@ -142,13 +124,13 @@ FILE_CASES = {
 @pytest.mark.parametrize("case", FILE_CASES, ids=list(FILE_CASES))
 def test_bad_file_gives_one_error_line(tmp_path, command, case):
     write, match = FILE_CASES[case]
-    _assert_one_line_error(_invoke(command, write(tmp_path)), match)
+    assert_one_line_error(invoke(command, write(tmp_path)), match)
 
 
 def test_unsupported_extension_of_an_existing_file(tmp_path):
     path = tmp_path / "emb.csv"
     path.write_text("1,2\n3,4\n")
-    _assert_one_line_error(_invoke("lid", path), r"extension '\.csv'")
+    assert_one_line_error(invoke("lid", path), r"extension '\.csv'")
 
 
 def _with_duplicates(n_distinct: int, n_copies: int) -> np.ndarray:
@@ -179,17 +161,17 @@ def test_bad_lid_input_gives_one_error_line(tmp_path, case):
     X, extra, match = LID_CASES[case]
     path = tmp_path / "emb.npy"
     np.save(path, X)
-    _assert_one_line_error(_invoke("lid", path, *extra), match)
+    assert_one_line_error(invoke("lid", path, *extra), match)
 
 
 def test_all_rows_identical_spectrum(tmp_path):
     path = tmp_path / "flat.npy"
     np.save(path, np.ones((30, 4)))
-    _assert_one_line_error(_invoke("spectrum", path), r"all 30 rows are identical")
+    assert_one_line_error(invoke("spectrum", path), r"all 30 rows are identical")
 
 
 def test_missing_file_argument_is_one_line():
-    _assert_one_line_error(_invoke("lid"), r"Missing argument")
+    assert_one_line_error(invoke("lid"), r"Missing argument")
 
 
 def test_subprocess_bad_input_has_no_traceback(tmp_path):
@@ -233,7 +215,7 @@ def test_console_script_json_round_trip(tmp_path, good_npy):
 
 
 def test_lid_json_schema(good_npy):
-    result = _invoke("lid", good_npy, "--k", "5,10,20", "--json")
+    result = invoke("lid", good_npy, "--k", "5,10,20", "--json")
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)  # the whole of stdout is one JSON object
     assert set(out) == LID_KEYS
@@ -250,7 +232,7 @@ def test_lid_json_schema(good_npy):
 
 
 def test_lid_json_pca_none_is_null(good_npy):
-    result = _invoke("lid", good_npy, "--k", "10", "--pca", "none", "--json")
+    result = invoke("lid", good_npy, "--k", "10", "--pca", "none", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["pca"] is None
 
@@ -258,7 +240,7 @@ def test_lid_json_pca_none_is_null(good_npy):
 def test_lid_json_counts_duplicates(tmp_path):
     path = tmp_path / "dups.npz"
     np.savez(path, X=_with_duplicates(100, 7), ids=np.arange(107))
-    out = json.loads(_invoke("lid", path, "--k", "10", "--json").stdout)
+    out = json.loads(invoke("lid", path, "--k", "10", "--json").stdout)
     assert out["n_points"] == 100
     assert out["duplicates_dropped"] == 7
 
@@ -274,14 +256,14 @@ def test_lid_json_counts_duplicates(tmp_path):
 def test_lid_json_equals_library(good_npy, options):
     args = ["--k", ",".join(map(str, options["k"])), "--estimator", options["estimator"]]
     args += ["--aggregate", options["aggregate"], "--pca", str(options["pca"]).lower()]
-    result = _invoke("lid", good_npy, *args, "--json")
+    result = invoke("lid", good_npy, *args, "--json")
     assert result.exit_code == 0, result.output
     expected = repscope.local_dimension(np.load(good_npy), **options)
     assert json.loads(result.stdout) == json.loads(json.dumps(expected.to_dict()))
 
 
 def test_lid_json_with_bootstrap_equals_library(good_npy):
-    result = _invoke("lid", good_npy, "--k", "5,20", "--bootstrap", "30", "--seed", "3", "--json")
+    result = invoke("lid", good_npy, "--k", "5,20", "--bootstrap", "30", "--seed", "3", "--json")
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     expected = repscope.local_dimension(
@@ -293,12 +275,12 @@ def test_lid_json_with_bootstrap_equals_library(good_npy):
 
 
 def test_lid_default_scales_are_capped(good_npy):
-    out = json.loads(_invoke("lid", good_npy, "--json").stdout)
+    out = json.loads(invoke("lid", good_npy, "--json").stdout)
     assert [p["k"] for p in out["profile"]] == [5, 10, 20, 50, 100]
 
 
 def test_lid_table(good_npy):
-    result = _invoke("lid", good_npy, "--k", "5,10,20")
+    result = invoke("lid", good_npy, "--k", "5,10,20")
     assert result.exit_code == 0, result.output
     text = result.stdout
     assert "emb.npy: 120 points (0 duplicates dropped), 8 features" in text
@@ -311,7 +293,7 @@ def test_lid_table(good_npy):
 
 
 def test_lid_table_with_ci(good_npy):
-    result = _invoke("lid", good_npy, "--k", "10", "--bootstrap", "20")
+    result = invoke("lid", good_npy, "--k", "10", "--bootstrap", "20")
     assert result.exit_code == 0, result.output
     assert "CI" in result.stdout
     assert "[" in result.stdout
@@ -321,7 +303,7 @@ def test_lid_table_with_ci(good_npy):
 
 
 def test_spectrum_json_equals_library(good_npy):
-    result = _invoke("spectrum", good_npy, "--json")
+    result = invoke("spectrum", good_npy, "--json")
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert set(out) == SPECTRUM_KEYS
@@ -331,7 +313,7 @@ def test_spectrum_json_equals_library(good_npy):
 
 
 def test_spectrum_table(good_npy):
-    result = _invoke("spectrum", good_npy)
+    result = invoke("spectrum", good_npy)
     assert result.exit_code == 0, result.output
     assert "120 samples, 8 features" in result.stdout
     assert "participation ratio" in result.stdout
@@ -340,7 +322,7 @@ def test_spectrum_table(good_npy):
 def test_spectrum_undefined_alpha_is_null_with_one_warning_line(tmp_path):
     path = tmp_path / "line.npy"
     np.save(path, np.outer(np.arange(20.0), np.ones(5)))  # rank 1: alpha is undefined
-    result = _invoke("spectrum", path, "--json")
+    result = invoke("spectrum", path, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["alpha"] is None
     assert result.stderr.startswith("warning: ")
@@ -351,13 +333,13 @@ def test_spectrum_undefined_alpha_is_null_with_one_warning_line(tmp_path):
 
 
 def test_version():
-    result = _invoke("--version")
+    result = invoke("--version")
     assert result.exit_code == 0
     assert result.stdout.strip() == f"repscope {repscope.__version__}"
 
 
 def test_unknown_command_is_one_line():
-    _assert_one_line_error(_invoke("dimension"), r"No such command 'dimension'")
+    assert_one_line_error(invoke("dimension"), r"No such command 'dimension'")
 
 
 # ---- demo
@@ -408,7 +390,7 @@ def test_demo_table(monkeypatch):
         demo_module.DemoDataset("tiny-real", "test data", None, lambda: _points(300)),
     ]
     monkeypatch.setattr(demo_module, "demo_datasets", lambda: small)
-    result = _invoke("demo")
+    result = invoke("demo")
     assert result.exit_code == 0, result.output
     for name in ("tiny-cube", "tiny-real", "PCA90", "true d"):
         assert name in result.stdout
