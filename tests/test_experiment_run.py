@@ -1,0 +1,162 @@
+"""``repscope run``: a small study end to end, its tables' schema, resume, and the plan."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cli_helpers import assert_one_line_error, invoke
+from repscope.experiment.config import load_config
+from repscope.experiment.run import run_study
+from repscope.results import MEASURE_COLUMNS, MODEL_COLUMNS
+
+MEMBERS = [
+    "minizoo:mlp-w64-d1-n500",
+    "minizoo:cnn-w8-d1-n500",
+    "minizoo:mlp-w128-d1-n1000",
+    "minizoo:cnn-w8-d2-n1000",
+    "minizoo:mlp-w64-d2-n2000",
+]
+
+CONFIG = f"""
+[study]
+name = "tiny"
+question = "Does LID track alignment in a tiny zoo?"
+output = "out"
+seed = 0
+device = "cpu"
+
+[models]
+specs = {json.dumps(MEMBERS)}
+
+[stimuli]
+source = "nsd"
+
+[preprocessing]
+pca = 10
+
+[dimension]
+k = [5, 10, 20]
+
+[alignment]
+k = 10
+
+[brain]
+simulated = {{ stimuli = "builtin:digits", n_images = 80, subjects = 2, seed = 0 }}
+rois = ["EBA", "V1"]
+test = "random"
+pca = 10
+k = 20
+
+[statistics]
+covariates = ["family"]
+bootstrap = 50
+permutations = 50
+"""
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory):
+    """The tiny study run once: (config, result, cache folder)."""
+    folder = tmp_path_factory.mktemp("study")
+    (folder / "study.toml").write_text(CONFIG)
+    cache = folder / "cache"
+    config = load_config(folder / "study.toml")
+    return config, run_study(config, progress=False, cache_dir=cache), cache
+
+
+def test_tables_follow_the_schema(study) -> None:
+    _, result, _ = study
+    assert list(result.measures.columns) == list(MEASURE_COLUMNS)
+    assert list(result.models.columns) == list(MODEL_COLUMNS)
+    for name in ("measures", "models", "statistics", "correlation_by_k"):
+        on_disk = pd.read_parquet(result.files[name])
+        pd.testing.assert_frame_equal(on_disk, getattr(result, name), check_dtype=False)
+
+
+def test_every_stage_left_its_measures(study) -> None:
+    _, result, _ = study
+    m = result.measures
+    lid = m[m["measure"] == "lid"]
+    assert set(lid["model"]) == set(MEMBERS)
+    assert sorted(set(lid["k"].astype(int))) == [5, 10, 20]
+    assert ((lid["value"] > 0) & (lid["value"] < 10)).all()  # PCA to 10 components
+    brain = m[(m["measure"] == "brain_r2") & (m["subject"] == "all")]
+    assert set(brain["roi"]) == {"EBA", "V1"} and set(brain["model"]) == set(MEMBERS)
+    roi_lid = m[m["measure"] == "roi_lid"]
+    assert set(roi_lid["model"]) == {"brain"} and set(roi_lid["subject"]) == {"1", "2"}
+    # the reference is the most accurate member; the others are aligned to it
+    best = result.models.sort_values("accuracy").iloc[-1]["model"]
+    aligned = m[m["measure"] == "model_alignment"]
+    assert set(aligned["target"]) == {best}
+    assert set(aligned["model"]) == set(MEMBERS) - {best}
+    assert result.models["accuracy"].between(0.5, 1.0).all()
+
+
+def test_statistics_rows_match_direct_calls(study) -> None:
+    from repscope import stats
+
+    _, result, _ = study
+    row = result.statistics[
+        (result.statistics["x"] == "lid@mle@k=10@layer=penultimate")
+        & (result.statistics["y"] == "accuracy")
+    ].iloc[0]
+    x = stats.per_model(result.measures, result.models, stats.Quantity.parse(row["x"]))
+    y = stats.per_model(result.measures, result.models, stats.Quantity.parse(row["y"]))
+    direct = stats.correlate(x, y, n_bootstrap=50, n_permutations=50, random_state=0)
+    assert row["pearson_r"] == pytest.approx(direct.pearson_r, abs=1e-12)
+    assert row["permutation_p"] == pytest.approx(direct.permutation_p, abs=1e-12)
+
+
+def test_second_run_reuses_every_part_and_gives_identical_tables(study) -> None:
+    config, first, cache = study
+    again = run_study(config, progress=False, cache_dir=cache)
+    parts = list((first.output / "parts").glob("*.parquet"))
+    assert again.stages_reused == len(parts) > 0
+    pd.testing.assert_frame_equal(again.measures, first.measures)
+    pd.testing.assert_frame_equal(again.statistics, first.statistics)
+
+
+def test_a_lost_or_damaged_part_is_recomputed_to_the_same_rows(study) -> None:
+    config, first, cache = study
+    parts = sorted((first.output / "parts").glob("dimension-*.parquet"))
+    parts[0].unlink()  # as if the run had been killed before writing it
+    parts[1].write_bytes(b"not parquet")  # as if a disk had damaged it
+    again = run_study(config, progress=False, cache_dir=cache)
+    pd.testing.assert_frame_equal(again.measures, first.measures)
+    assert pd.read_parquet(parts[1]).shape[0] > 0
+
+
+def test_run_json_records_config_and_stages(study) -> None:
+    config, result, _ = study
+    record = json.loads(result.files["run"].read_text())
+    assert record["config"] == json.loads(json.dumps(config.to_dict()))
+    kinds = [s["kind"] for s in record["stages"]]
+    assert kinds.count("dimension") == len(MEMBERS) and "statistics" in kinds
+
+
+def test_dry_run_prints_the_plan_without_writing(tmp_path: Path) -> None:
+    (tmp_path / "study.toml").write_text(CONFIG)
+    result = invoke("run", tmp_path / "study.toml", "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    stages = [s["stage"] for s in plan["stages"]]
+    assert stages.count("extract") == len(MEMBERS) and stages[-1] == "report"
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_config_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "study.toml").write_text(CONFIG.replace("[dimension]\n", "[dimension]\nkk = 3\n"))
+    assert_one_line_error(invoke("run", tmp_path / "study.toml"), r"study\.toml:\d+: .*kk")
+
+
+def test_simulated_brain_ids_match_the_embeddings(study) -> None:
+    _, result, _ = study
+    rows = result.measures[
+        (result.measures["measure"] == "brain_r2") & (result.measures["subject"] == "1")
+    ]
+    assert np.isfinite(rows["value"]).all()
