@@ -347,7 +347,7 @@ def test_unknown_command_is_one_line():
 
 @pytest.fixture(scope="module")
 def demo_json() -> dict:
-    result = runner.invoke(app, ["demo", "--json", "--no-progress"])
+    result = runner.invoke(app, ["dimension-demo", "--json", "--no-progress"])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -390,7 +390,7 @@ def test_demo_table(monkeypatch):
         demo_module.DemoDataset("tiny-real", "test data", None, lambda: _points(300)),
     ]
     monkeypatch.setattr(demo_module, "demo_datasets", lambda: small)
-    result = invoke("demo")
+    result = invoke("dimension-demo")
     assert result.exit_code == 0, result.output
     for name in ("tiny-cube", "tiny-real", "PCA90", "true d"):
         assert name in result.stdout

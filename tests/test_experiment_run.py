@@ -160,3 +160,26 @@ def test_simulated_brain_ids_match_the_embeddings(study) -> None:
         (result.measures["measure"] == "brain_r2") & (result.measures["subject"] == "1")
     ]
     assert np.isfinite(rows["value"]).all()
+
+
+def test_report_and_figures_are_written(study) -> None:
+    _, result, _ = study
+    html = result.report.read_text()
+    assert result.report.name == "report.html" and "Does LID track alignment" in html
+    pngs = sorted((result.output / "figures").glob("*.png"))
+    assert pngs and len(pngs) == len(list((result.output / "figures").glob("*.svg")))
+    assert html.count("data:image/png;base64,") == len(pngs)
+    assert "LID at K=10 vs accuracy: Pearson r = " in html
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_study_offline(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = invoke("demo", "--cache-dir", tmp_path / "cache", "--no-progress")
+    assert result.exit_code == 0, result.output
+    report = tmp_path / "repscope-demo" / "report.html"
+    assert f"report: {report}" in result.stdout
+    assert "- LID at K=50 vs accuracy: Pearson r = " in result.stdout
+    measures = pd.read_parquet(tmp_path / "repscope-demo" / "measures.parquet")
+    assert {"lid", "model_alignment_mean", "brain_r2", "roi_lid"} <= set(measures["measure"])
+    assert measures["model"].nunique() == 15  # 14 models and the brain's own profiles

@@ -34,6 +34,36 @@ def run(
             _print_plan(stages, n, json_out)
             return
         result = run_study(cfg, progress=progress and not json_out, cache_dir=cache_dir)
+    _print_result(result, json_out)
+
+
+def demo(
+    output: Annotated[
+        Path, typer.Option(help="Folder for the demo's tables, figures and report.")
+    ] = Path("repscope-demo"),
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Embedding and mini-zoo cache root.")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show the progress display on stderr.")] = True,
+    json_out: JsonOpt = False,
+) -> None:
+    """The whole study on the built-in demo, offline: mini zoo, MobileNetV2, EfficientNet-Lite0,
+    scikit-learn's digits, simulated fMRI read through the NSD loader; prints the findings."""
+    from importlib.resources import files
+
+    from repscope.experiment.config import load_config
+    from repscope.experiment.run import findings, run_study
+
+    with _user_errors():
+        cfg = _with_output(load_config(files("repscope.experiment") / "demo.toml"), output)
+        result = run_study(cfg, progress=progress and not json_out, cache_dir=cache_dir)
+    if not json_out:
+        for line in findings(result.statistics, cfg):
+            typer.echo(f"- {line}")
+    _print_result(result, json_out)
+
+
+def _print_result(result: Any, json_out: bool) -> None:
     summary = {
         "output": str(result.output),
         "report": None if result.report is None else str(result.report),

@@ -27,7 +27,7 @@ from repscope._cli_common import (
     _user_errors,
 )
 from repscope._cli_models import extract, layers
-from repscope._cli_run import run
+from repscope._cli_run import demo, run
 from repscope._validation import InputError
 from repscope.io import load_embedding
 from repscope.zoo.cli import zoo_app
@@ -236,8 +236,8 @@ def align(
     Console().print(table)
 
 
-@app.command()
-def demo(
+@app.command("dimension-demo")
+def dimension_demo(
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
@@ -297,6 +297,7 @@ def _print_demo_table(rows: Sequence[Any], ks: Sequence[int]) -> None:
 app.command()(extract)
 app.command()(layers)
 app.command()(run)
+app.command()(demo)
 app.command("brain-align")(brain_align)
 app.command("brain-lid")(brain_lid)
 app.command("simulate-fmri")(simulate_fmri)

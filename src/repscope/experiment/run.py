@@ -615,8 +615,90 @@ def _report(
     models: pd.DataFrame,
     statistics: pd.DataFrame,
     by_k: pd.DataFrame,
-) -> Path | None:
-    return None
+) -> Path:
+    """Figures (PNG and SVG under ``figures/``) and the self-contained ``report.html``."""
+    from repscope.report import save_figure, study_figures, write_report
+
+    brain = config.brain
+    figures, notes = study_figures(
+        measures,
+        models,
+        statistics=statistics,
+        correlation_by_k=by_k,
+        k_model=config.alignment.k,
+        k_brain=brain.k if brain is not None else config.alignment.k,
+        roi=_headline_roi(config),
+        estimator=config.dimension.estimators[0],
+    )
+    for i, item in enumerate(figures):
+        save_figure(item[1], output / "figures" / f"{i + 1:02d}-{_slug(item[0])}")
+    return write_report(
+        output / "report.html",
+        question=config.study.question,
+        measures=measures,
+        models=models,
+        statistics=statistics,
+        correlation_by_k=by_k,
+        figures=figures,
+        findings=findings(statistics, config),
+        provenance={"study": config.study.name, "config": config.to_dict()},
+        notes=notes,
+        title=f"repscope study: {config.study.name}",
+    )
+
+
+def _headline_roi(config: Any) -> str:
+    if config.brain is None:
+        return "EBA"
+    rois = list(config.brain.rois)
+    return "EBA" if "EBA" in rois else rois[0]
+
+
+def findings(statistics: pd.DataFrame, config: Any) -> list[str]:
+    """One sentence per headline correlation, read from the statistics table as it is.
+
+    The paper's three: LID at the alignment K against accuracy and against model–model
+    alignment, and LID at the brain K against brain R² in the headline ROI (pooled subjects).
+    """
+    k_model = config.alignment.k
+    k_brain = config.brain.k if config.brain is not None else k_model
+    wanted = [
+        (k_model, "accuracy", "accuracy"),
+        (k_model, "model_alignment_mean", "model–model alignment"),
+        (k_brain, f"brain_r2@subject=all@roi={_headline_roi(config)}", "brain alignment (R²)"),
+    ]
+    level = round(100 * config.statistics.confidence)
+    out = []
+    for k, y, label in wanted:
+        rows = statistics
+        if len(rows):
+            rows = rows[
+                rows["x"].str.startswith("lid@")
+                & rows["x"].str.contains(f"@k={k}@", regex=False)
+                & rows["y"].str.startswith(y)
+            ]
+        head = f"LID at K={k} vs {label}"
+        out.append(
+            f"{head}: not measured in this run."
+            if len(rows) == 0
+            else f"{head}: {_finding(rows.iloc[0], label, level)}"
+        )
+    return out
+
+
+def _finding(row: pd.Series, label: str, level: int) -> str:
+    r, low, high = row["pearson_r"], row["pearson_ci_low"], row["pearson_ci_high"]
+    sign = "lower" if r < 0 else "higher"
+    if not (np.isfinite(low) and np.isfinite(high)):
+        verdict = f"the {level} % CI is undefined (too few models), so the sign is not established"
+    elif low > 0 or high < 0:
+        verdict = f"{sign} LID goes with higher {label}"
+    else:
+        verdict = f"the {level} % CI includes 0, so the sign is not established"
+    return (
+        f"Pearson r = {r:.2f} across {int(row['n_models'])} models ({level} % CI {low:.2f} to "
+        f"{high:.2f}, permutation p = {row['permutation_p']:.3f}); {verdict}."
+    )
 
 
 #: Fewest models a correlation with a bootstrap CI is computed on; pairs with fewer are skipped.
