@@ -73,7 +73,7 @@ def test_tables_follow_the_schema(study) -> None:
     _, result, _ = study
     assert list(result.measures.columns) == list(MEASURE_COLUMNS)
     assert list(result.models.columns) == list(MODEL_COLUMNS)
-    for name in ("measures", "models", "statistics", "correlation_by_k"):
+    for name in ("measures", "models", "statistics", "correlation_by_k", "scaling"):
         on_disk = pd.read_parquet(result.files[name])
         pd.testing.assert_frame_equal(on_disk, getattr(result, name), check_dtype=False)
 
@@ -146,6 +146,9 @@ def test_dry_run_prints_the_plan_without_writing(tmp_path: Path) -> None:
     plan = json.loads(result.stdout)
     stages = [s["stage"] for s in plan["stages"]]
     assert stages.count("extract") == len(MEMBERS) and stages[-1] == "report"
+    extract = [s for s in plan["stages"] if s["stage"] == "extract"]
+    assert all(s["seconds"] > 0 for s in extract)  # the 80 simulated images are counted
+    assert plan["seconds"] == pytest.approx(sum(s["seconds"] for s in plan["stages"]), abs=0.5)
     assert not (tmp_path / "out").exists()
 
 
@@ -183,3 +186,18 @@ def test_demo_runs_the_whole_study_offline(tmp_path: Path, monkeypatch) -> None:
     measures = pd.read_parquet(tmp_path / "repscope-demo" / "measures.parquet")
     assert {"lid", "model_alignment_mean", "brain_r2", "roi_lid"} <= set(measures["measure"])
     assert measures["model"].nunique() == 15  # 14 models and the brain's own profiles
+
+
+def test_scaling_fits_match_linregress(study) -> None:
+    from scipy.stats import linregress
+
+    from repscope import stats
+
+    _, result, _ = study
+    row = result.scaling[result.scaling["x"] == "log10(pretrain_size)"].iloc[0]
+    lid = stats.per_model(result.measures, result.models, stats.Quantity.parse(row["y"]))
+    size = result.models.set_index("model")["pretrain_size"].reindex(lid.index)
+    ref = linregress(np.log10(size.to_numpy(float)), lid.to_numpy(float))
+    assert row["slope"] == pytest.approx(ref.slope, rel=1e-12)
+    assert row["r"] == pytest.approx(ref.rvalue, rel=1e-12)
+    assert row["slope_ci_low"] < row["slope"] < row["slope_ci_high"]

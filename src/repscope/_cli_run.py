@@ -24,12 +24,12 @@ def run(
 ) -> None:
     """Run a study: embeddings, dimension, alignment, brain, statistics, figures, report."""
     from repscope.experiment.config import load_config
-    from repscope.experiment.run import plan_study, run_study
+    from repscope.experiment.run import plan_study, planned_images, run_study
 
     with _user_errors():
         cfg = _with_output(load_config(config), output)
         if dry_run:
-            n = cfg.stimuli.n_images or 0
+            n = planned_images(cfg)
             stages = plan_study(cfg, n_images=n)
             _print_plan(stages, n, json_out)
             return

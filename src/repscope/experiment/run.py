@@ -35,7 +35,16 @@ from repscope.experiment.measures import (
 from repscope.io.atomic import atomic_write_bytes, atomic_write_json
 from repscope.results import MEASURE_COLUMNS, MODEL_COLUMNS
 
-__all__ = ["Stage", "StudyRun", "model_table", "plan_study", "run_study"]
+__all__ = [
+    "Stage",
+    "StudyRun",
+    "findings",
+    "model_table",
+    "plan_study",
+    "planned_images",
+    "run_study",
+    "scaling_table",
+]
 
 PARTS = "parts"
 
@@ -74,6 +83,8 @@ class StudyRun:
     ----------
     output : Path
     measures, models, statistics, correlation_by_k : pandas.DataFrame
+    scaling : pandas.DataFrame
+        Fits of LID at each K against log10 parameters and log10 pretraining images.
     report : Path or None
     seconds : float
     stages_reused : int
@@ -85,6 +96,7 @@ class StudyRun:
     models: pd.DataFrame
     statistics: pd.DataFrame
     correlation_by_k: pd.DataFrame
+    scaling: pd.DataFrame
     report: Path | None
     seconds: float
     stages_reused: int = 0
@@ -136,6 +148,32 @@ def write_parquet(path: Path, frame: pd.DataFrame) -> None:
 _IMAGES_PER_SECOND = {"cpu": 60.0, "cuda": 2000.0}
 _LID_SECONDS_PER_MILLION_PAIRS = 0.02
 _RIDGE_SECONDS_PER_GFLOP = 0.05
+
+
+def planned_images(config: Any) -> int:
+    """How many stimuli a run will embed, found without loading any image or beta.
+
+    The ``[stimuli]`` cap, else the simulated set's size, else the images NSD's design shows
+    the subjects, else the length of the stimulus source; 0 when it cannot be told cheaply
+    (e.g. an NSD root that is not mounted here).
+    """
+    from repscope.io.stimuli import open_stimuli
+
+    if config.stimuli.n_images is not None:
+        return int(config.stimuli.n_images)
+    brain = config.brain
+    if config.stimuli.source == "nsd":
+        if brain.simulated is not None:
+            sim = brain.simulated
+            return int(sim.n_images or len(open_stimuli(sim.stimuli).ids))
+        from repscope.io.nsd import nsd_trial_ids
+
+        try:
+            shown = [nsd_trial_ids(brain.nsd, s) for s in brain.subjects]
+        except (OSError, ValueError):
+            return 0
+        return int(np.unique(np.concatenate(shown)).size)
+    return len(open_stimuli(config.stimuli.source).ids)
 
 
 def plan_study(config: Any, n_images: int) -> list[Stage]:
@@ -477,14 +515,33 @@ def run_study(
             advance(1)
         measures = pd.concat(frames, ignore_index=True).astype(MEASURE_COLUMNS)
         statistics, by_k = _statistics(measures, models, config)
+        scaling = scaling_table(measures, models, config)
         advance(1)
-        files = _write_tables(output, measures, models, statistics, by_k)
+        files = _write_tables(
+            output,
+            {
+                "measures": measures,
+                "models": models,
+                "statistics": statistics,
+                "correlation_by_k": by_k,
+                "scaling": scaling,
+            },
+        )
         report = _report(output, config, measures, models, statistics, by_k)
         advance(1)
     seconds = time.perf_counter() - start
     files["run"] = _write_provenance(output, config, stages, parts.reused, seconds)
     return StudyRun(
-        output, measures, models, statistics, by_k, report, seconds, parts.reused, files
+        output=output,
+        measures=measures,
+        models=models,
+        statistics=statistics,
+        correlation_by_k=by_k,
+        scaling=scaling,
+        report=report,
+        seconds=seconds,
+        stages_reused=parts.reused,
+        files=files,
     )
 
 
@@ -728,23 +785,66 @@ def _enough_models(pairs: list[Any], measures: pd.DataFrame, models: pd.DataFram
     return kept
 
 
-def _write_tables(
-    output: Path,
-    measures: pd.DataFrame,
-    models: pd.DataFrame,
-    statistics: pd.DataFrame,
-    by_k: pd.DataFrame,
-) -> dict[str, Path]:
+def _write_tables(output: Path, tables: dict[str, pd.DataFrame]) -> dict[str, Path]:
     files = {}
-    for name, frame in (
-        ("measures", measures),
-        ("models", models),
-        ("statistics", statistics),
-        ("correlation_by_k", by_k),
-    ):
+    for name, frame in tables.items():
         files[name] = output / f"{name}.parquet"
         write_parquet(files[name], frame)
     return files
+
+
+#: ``scaling`` table columns.
+SCALING_COLUMNS = (
+    "x",
+    "y",
+    "n_models",
+    "slope",
+    "slope_ci_low",
+    "slope_ci_high",
+    "intercept",
+    "r",
+    "r_squared",
+    "p",
+)
+
+
+def scaling_table(measures: pd.DataFrame, models: pd.DataFrame, config: Any) -> pd.DataFrame:
+    """LID at each K fitted against log10 parameters and log10 pretraining images.
+
+    One row per (size measure, K) with at least :data:`MIN_MODELS` models of known size;
+    slope in LID per decade of size, with its confidence interval (``scipy.stats.linregress``).
+    """
+    from repscope import stats
+
+    estimator = config.dimension.estimators[0]
+    layer = config.embedding.layers[0]
+    rows = []
+    for size in ("n_params", "pretrain_size"):
+        x = stats.per_model(measures, models, stats.Quantity(size))
+        for k in sorted({int(k) for k in measures.loc[measures["measure"] == "lid", "k"]}):
+            lid = stats.Quantity("lid", estimator=estimator, k=k, layer=layer)
+            both = pd.concat([x, stats.per_model(measures, models, lid)], axis=1).dropna()
+            both = both[both.iloc[:, 0] > 0]
+            if len(both) < MIN_MODELS or both.iloc[:, 0].nunique() < 2:
+                continue
+            fit = stats.scaling_fit(
+                both.iloc[:, 0], both.iloc[:, 1], confidence=config.statistics.confidence
+            )
+            rows.append(
+                {
+                    "x": f"log10({size})",
+                    "y": str(lid),
+                    "n_models": fit.n,
+                    "slope": fit.slope,
+                    "slope_ci_low": fit.slope_ci[0],
+                    "slope_ci_high": fit.slope_ci[1],
+                    "intercept": fit.intercept,
+                    "r": fit.r,
+                    "r_squared": fit.r_squared,
+                    "p": fit.p,
+                }
+            )
+    return pd.DataFrame(rows, columns=list(SCALING_COLUMNS))
 
 
 def _write_provenance(
