@@ -201,3 +201,32 @@ def test_scaling_fits_match_linregress(study) -> None:
     assert row["slope"] == pytest.approx(ref.slope, rel=1e-12)
     assert row["r"] == pytest.approx(ref.rvalue, rel=1e-12)
     assert row["slope_ci_low"] < row["slope"] < row["slope_ci_high"]
+
+
+def test_model_alignment_fits_pca_on_the_train_rows_only(study) -> None:
+    from sklearn.decomposition import PCA
+
+    from repscope._validation import check_random_state
+    from repscope.alignment.ridge import _resolve_split, ridge_alignment
+    from repscope.io.extract import extract_embeddings
+    from repscope.io.nsd_layout import NsdLayout
+    from repscope.io.stimuli import open_stimuli
+
+    config, result, cache = study
+    row = result.measures[result.measures["measure"] == "model_alignment"].iloc[0]
+    stimuli = open_stimuli(NsdLayout(result.output / "brain-simulated").stimuli)
+    X, Y = (
+        extract_embeddings(spec, stimuli, cache_dir=cache, progress=False).X
+        for spec in (row["model"], row["target"])
+    )
+    train, test = _resolve_split(len(X), 0.2, None, check_random_state(config.study.seed))
+
+    def train_pcs(A: np.ndarray) -> np.ndarray:
+        pca = PCA(10).fit(A[train].astype(np.float64))
+        return pca.transform(A.astype(np.float64))
+
+    def score(A: np.ndarray, B: np.ndarray) -> float:
+        return ridge_alignment(A, B, split=(train, test), random_state=0, device="cpu").score
+
+    expected = (score(train_pcs(X), train_pcs(Y)) + score(train_pcs(Y), train_pcs(X))) / 2
+    assert row["value"] == pytest.approx(expected, abs=1e-6)

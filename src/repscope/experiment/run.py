@@ -103,8 +103,12 @@ class StudyRun:
     files: dict[str, Path] = field(default_factory=dict)
 
 
+#: Bumped when a stage's computation changes, so older part files are not reused.
+PARTS_VERSION = 2
+
+
 def _digest(*parts: Any) -> str:
-    text = json.dumps(parts, sort_keys=True, default=str)
+    text = json.dumps((PARTS_VERSION, *parts), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -202,7 +206,7 @@ def plan_study(config: Any, n_images: int) -> list[Stage]:
     for spec in specs:
         for layer in config.embedding.layers:
             name = f"{spec}@{layer}"
-            base = (spec, layer, cfg["stimuli"], cfg["embedding"])
+            base = (spec, layer, cfg["stimuli"], cfg["embedding"], config.models.pretrained)
             stages.append(Stage("extract", name, _digest(*base), n_images * per_image, 2e9))
             lid_s = (
                 n_images**2
@@ -232,6 +236,8 @@ def plan_study(config: Any, n_images: int) -> list[Stage]:
                     cfg["embedding"],
                     cfg["alignment"],
                     cfg["preprocessing"],
+                    config.models.pretrained,
+                    config.study.seed,
                 ),
                 2 * ridge_s,
                 n_images * 600 * 8.0,
@@ -243,7 +249,16 @@ def plan_study(config: Any, n_images: int) -> list[Stage]:
                 Stage(
                     "brain",
                     spec,
-                    _digest(spec, cfg["stimuli"], cfg["embedding"], cfg["brain"]),
+                    _digest(
+                        spec,
+                        cfg["stimuli"],
+                        cfg["embedding"],
+                        cfg["brain"],
+                        cfg["dimension"],
+                        cfg["preprocessing"],
+                        config.models.pretrained,
+                        config.study.seed,
+                    ),
                     ridge_s * len(config.brain.subjects),
                     n_images * 1e4 * 8.0,
                 )
@@ -379,32 +394,53 @@ def _minizoo_row(spec: str, cache_dir: Any) -> dict[str, Any]:
 # ---- analyses -----------------------------------------------------------------------------------
 
 
-def _principal_components(X: np.ndarray, pca: int | None) -> np.ndarray:
-    from repscope.preprocessing import pca_reduce
+def _train_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The seeded 80/20 split every model–model fit shares (``ridge_alignment``'s own split)."""
+    from repscope._validation import check_random_state
+    from repscope.alignment.ridge import _resolve_split
 
-    return X if pca is None else pca_reduce(np.asarray(X, dtype=np.float64), pca).scores
+    return _resolve_split(n, 0.2, None, check_random_state(seed))
+
+
+def _train_pcs(X: np.ndarray, split: tuple[np.ndarray, np.ndarray], pca: int | None) -> np.ndarray:
+    """``X`` on principal axes fit on the train rows only (METHOD §2), test rows projected."""
+    from repscope.alignment.brain import _project
+
+    return _project(np.asarray(X, dtype=np.float64), split[0], split[1], pca)[0]
 
 
 def _alignment_frame(
-    spec: str, layer: str, pcs: dict[str, np.ndarray], targets: Sequence[str], config: Any
+    spec: str,
+    layer: str,
+    embeddings: dict[str, np.ndarray],
+    targets: Sequence[str],
+    config: Any,
 ) -> pd.DataFrame:
-    """Ridge R² from ``spec``'s PCs to each target's PCs (and back, when both directions)."""
+    """Held-out ridge R² from ``spec`` to each target's train-fit PCs (and back).
+
+    Sources and targets are reduced by PCA fit on the shared train split only; the ridge
+    standardizes the source with train statistics and picks its penalties by CV on train.
+    """
     from repscope.alignment.ridge import ridge_alignment
 
-    seed = config.study.seed
-    device = config.study.device
-    scores = {}
-    for target in targets:
-        if target == spec:
-            continue
-        forward = ridge_alignment(pcs[spec], pcs[target], random_state=seed, device=device).score
-        backward = np.nan
-        if config.alignment.both_directions:
-            backward = ridge_alignment(
-                pcs[target], pcs[spec], random_state=seed, device=device
-            ).score
-        scores[target] = (forward, backward)
-    return alignment_rows(spec, layer, scores, "ridge", len(pcs[spec]))
+    seed, device, pca = config.study.seed, config.study.device, config.preprocessing.pca
+    split = _train_split(len(embeddings[spec]), seed)
+    pcs = {name: _train_pcs(embeddings[name], split, pca) for name in {spec, *targets}}
+
+    def score(source: str, target: str) -> float:
+        return ridge_alignment(
+            pcs[source], pcs[target], split=split, random_state=seed, device=device
+        ).score
+
+    scores = {
+        target: (
+            score(spec, target),
+            score(target, spec) if config.alignment.both_directions else np.nan,
+        )
+        for target in targets
+        if target != spec
+    }
+    return alignment_rows(spec, layer, scores, "ridge", len(embeddings[spec]))
 
 
 def _targets(specs: Sequence[str], models: pd.DataFrame, reference: str) -> list[str]:
@@ -485,16 +521,13 @@ def run_study(
                 )
                 advance(1)
         layer0 = config.embedding.layers[0]
-        pcs = {
-            spec: _principal_components(embeddings[(spec, layer0)].X, config.preprocessing.pca)
-            for spec in specs
-        }
+        first_layer = {spec: embeddings[(spec, layer0)].X for spec in specs}
         targets = _targets(specs, models, config.alignment.reference)
         for spec in specs:
             frames.append(
                 parts.get_or_compute(
                     by_key[("alignment", spec)],
-                    lambda s=spec: _alignment_frame(s, layer0, pcs, targets, config),
+                    lambda s=spec: _alignment_frame(s, layer0, first_layer, targets, config),
                 )
             )
             advance(1)
