@@ -173,6 +173,7 @@ def test_report_and_figures_are_written(study) -> None:
     assert pngs and len(pngs) == len(list((result.output / "figures").glob("*.svg")))
     assert html.count("data:image/png;base64,") == len(pngs)
     assert "LID at K=10 vs accuracy: Pearson r = " in html
+    assert 'id="scaling-table"' in html
 
 
 @pytest.mark.slow

@@ -560,7 +560,7 @@ def run_study(
                 "scaling": scaling,
             },
         )
-        report = _report(output, config, measures, models, statistics, by_k)
+        report = _report(output, config, measures, models, statistics, by_k, scaling)
         advance(1)
     seconds = time.perf_counter() - start
     files["run"] = _write_provenance(output, config, stages, parts.reused, seconds)
@@ -705,6 +705,7 @@ def _report(
     models: pd.DataFrame,
     statistics: pd.DataFrame,
     by_k: pd.DataFrame,
+    scaling: pd.DataFrame,
 ) -> Path:
     """Figures (PNG and SVG under ``figures/``) and the self-contained ``report.html``."""
     from repscope.report import save_figure, study_figures, write_report
@@ -729,6 +730,7 @@ def _report(
         models=models,
         statistics=statistics,
         correlation_by_k=by_k,
+        scaling=scaling,
         figures=figures,
         findings=findings(statistics, config),
         provenance={"study": config.study.name, "config": config.to_dict()},

@@ -139,12 +139,13 @@ def _provenance(provenance: Mapping[str, Any]) -> str:
     return f'<table class="provenance"><tbody>{"".join(rows)}</tbody></table>'
 
 
-def _statistics(statistics: Any, correlation_by_k: Any) -> str:
+def _statistics(statistics: Any, correlation_by_k: Any, scaling: Any) -> str:
     """The statistics tables that were given, each sortable; a line for an empty one."""
     parts = []
     for frame, name, caption in (
         (statistics, "statistics", "Correlations across models"),
         (correlation_by_k, "correlation-by-k", "Correlation as a function of K"),
+        (scaling, "scaling", "Scaling fits: LID per decade of model or data size"),
     ):
         if frame is None:
             continue
@@ -190,6 +191,7 @@ def write_report(
     models: pd.DataFrame,
     statistics: pd.DataFrame | None = None,
     correlation_by_k: pd.DataFrame | None = None,
+    scaling: pd.DataFrame | None = None,
     figures: Sequence[ReportFigure] = (),
     findings: Sequence[str] | None = None,
     provenance: Mapping[str, Any] | None = None,
@@ -210,6 +212,8 @@ def write_report(
         measures as a per-measure summary (:func:`measure_summary`).
     statistics, correlation_by_k : pandas.DataFrame, optional
         Tables of :mod:`repscope.stats`, shown as they are (sortable).
+    scaling : pandas.DataFrame, optional
+        Scaling fits (``repscope.experiment.run.scaling_table``), shown as they are.
     figures : sequence of (str, Figure, str)
         Title, figure and its one-sentence reading, in report order; embedded as PNG.
     findings : sequence of str, optional
@@ -241,7 +245,7 @@ def write_report(
             "\n".join(figure_html or ["<p>No figures.</p>"])
             + (_list(notes, "notes") if notes else ""),
         ),
-        _section("statistics", "Statistics", _statistics(statistics, correlation_by_k)),
+        _section("statistics", "Statistics", _statistics(statistics, correlation_by_k, scaling)),
         _section(
             "measures",
             "What was measured",
