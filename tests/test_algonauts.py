@@ -133,3 +133,24 @@ def test_pickles_only_in_mapping_files(damaged: Path) -> None:
     np.save(fmri, np.array([{"a": 1}] * 15, dtype=object))  # a pickle where data belongs
     with raises_one_line(r"rh_training_fmri\.npy is not a readable \.npy array"):
         load_algonauts(damaged, 1)
+
+
+class _Payload:
+    """Unpickling this would run code: it rebuilds itself by calling ``Path.touch``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (Path.touch, (self.marker,))
+
+
+def test_mapping_file_cannot_run_code(damaged: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    masks = damaged / "subj01" / "roi_masks"
+    np.save(masks / "mapping_floc-bodies.npy", np.array({1: _Payload(marker)}), allow_pickle=True)
+    with raises_one_line(r"mapping_floc-bodies\.npy is not a readable mapping file .*refused"):
+        load_algonauts(damaged, 1, ["EBA"])
+    assert not marker.exists()  # refused before anything ran
+    assert np.load(masks / "mapping_floc-bodies.npy", allow_pickle=True) is not None
+    assert marker.exists()  # the same file through a plain np.load does run it

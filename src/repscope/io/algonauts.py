@@ -9,8 +9,9 @@ averaged over repeats) for the vertices of nsdgeneral ∪ RSC, one ``.npy`` per 
     subjAA/roi_masks/{lh,rh}.all-vertices_fsaverage_space.npy        # challenge vertices
     subjAA/roi_masks/mapping_<family>.npy                            # pickled {id: name}
 
-The ``mapping_<family>.npy`` files are pickles; they are the only files opened with
-``allow_pickle=True``, and their content must be a dict of int to str.
+The ``mapping_<family>.npy`` files are pickles. They are never unpickled freely: a restricted
+unpickler rebuilds only NumPy arrays and scalars, dicts, ints and strings (anything else in the
+file, e.g. a callable, is refused before it runs), and the content must be a dict of int to str.
 
 References
 ----------
@@ -76,10 +77,49 @@ def _load_npy(path: Path, subject_dir: Path, what: str, mmap: bool = False) -> n
         ) from None
 
 
+#: The only globals a mapping file's pickle may name: what NumPy writes for a 0-d object array.
+_SAFE_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("builtins", "dict"),
+    ("builtins", "int"),
+    ("builtins", "str"),
+}
+
+
+class _MappingUnpickler(pickle.Unpickler):
+    """Unpickles NumPy arrays of plain values; refuses every other global."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in _SAFE_GLOBALS:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _read_object_npy(path: Path) -> np.ndarray:
+    """An object ``.npy`` read through :class:`_MappingUnpickler` instead of ``np.load``."""
+    with open(path, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        readers = {
+            (1, 0): np.lib.format.read_array_header_1_0,
+            (2, 0): np.lib.format.read_array_header_2_0,
+        }
+        if version not in readers:
+            raise ValueError(f".npy format version {version} is not supported")
+        _, _, dtype = readers[version](fh)
+        if not dtype.hasobject:
+            raise ValueError(f"dtype {dtype} is not an object array")
+        return _MappingUnpickler(fh).load()
+
+
 def _load_mapping(path: Path) -> dict[int, str]:
     """``{id: name}`` from a pickled ``mapping_<family>.npy``, checked to be int -> str."""
     try:
-        array = np.load(path, allow_pickle=True)
+        array = np.asarray(_read_object_npy(path))
     except (OSError, ValueError, EOFError, pickle.UnpicklingError) as exc:
         raise InputError(
             f"{path} is not a readable mapping file ({short(exc)}); re-download it."
