@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +21,12 @@ def run(
         bool, typer.Option("--dry-run", help="Print the plan with estimated time and memory.")
     ] = False,
     cache_dir: Annotated[Path | None, typer.Option(help="Embedding cache root.")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Run per-model stages on a local Dask cluster of N workers.")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Run per-model stages on this Dask scheduler address.")
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show the progress display on stderr.")] = True,
     json_out: JsonOpt = False,
 ) -> None:
@@ -33,8 +41,28 @@ def run(
             stages = plan_study(cfg, n_images=n)
             _print_plan(stages, n, json_out)
             return
-        result = run_study(cfg, progress=progress and not json_out, cache_dir=cache_dir)
+        with _executor(workers, scheduler) as executor:
+            result = run_study(
+                cfg, progress=progress and not json_out, cache_dir=cache_dir, executor=executor
+            )
     _print_result(result, json_out)
+
+
+@contextmanager
+def _executor(workers: int | None, scheduler: str | None) -> Iterator[Any]:
+    """None (in process) without --workers/--scheduler, else a Dask executor closed after."""
+    if workers is None and scheduler is None:
+        yield None
+        return
+    from repscope.experiment.executor import dask_executor
+
+    executor = dask_executor(workers=workers, scheduler=scheduler)
+    try:
+        yield executor
+    finally:
+        executor.client.close()
+        if workers is not None:
+            executor.client.cluster.close()
 
 
 def demo(

@@ -288,11 +288,25 @@ def estimate_prepared(
     confidence: float = 0.95,
     random_state: int | np.random.Generator | None = 0,
     backend: Literal["torch", "faiss"] = "torch",
+    neighbors: KNNResult | None = None,
     **estimator_params: Any,
 ) -> LocalDimensionResult:
-    """:func:`local_dimension` on an embedding already prepared by :func:`prepare_embedding`."""
+    """:func:`local_dimension` on an embedding already prepared by :func:`prepare_embedding`.
+
+    ``neighbors``, when given, is a kNN of ``prepared.X`` itself (self excluded) with at least
+    ``max(k)`` columns, e.g. from :func:`repscope.distributed.distributed_knn`; it replaces the
+    search here (``device`` and ``backend`` are then unused).
+    """
     ks = resolve_scales(k, len(prepared.X), estimator)
-    neighbors = knn(prepared.X, max(ks), device=device, backend=backend)
+    if neighbors is None:
+        neighbors = knn(prepared.X, max(ks), device=device, backend=backend)
+    elif len(neighbors.indices) != len(prepared.X):
+        raise InputError(
+            f"neighbors has {len(neighbors.indices)} rows but the prepared embedding has "
+            f"{len(prepared.X)} points; pass the kNN of prepared.X."
+        )
+    else:
+        neighbors = neighbors.truncate(max(ks))
     pointwise = pointwise_dimension(
         estimator,
         neighbors.distances,

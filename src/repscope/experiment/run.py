@@ -116,27 +116,27 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-." else "_" for c in text)[:60]
 
 
-class _Parts:
-    """Parquet part files keyed by their inputs' hash, written atomically."""
+def _part(
+    stage: Stage, folder: Path, compute: Callable[..., pd.DataFrame], *args: Any
+) -> pd.DataFrame:
+    """The stage's part file if a finished one exists, else ``compute(*args)`` written there.
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.reused = 0
-
-    def path(self, stage: Stage) -> Path:
-        return self.folder / f"{stage.kind}-{_slug(stage.name)}-{stage.key}.parquet"
-
-    def get_or_compute(self, stage: Stage, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-        path = self.path(stage)
-        if path.is_file():
-            try:
-                self.reused += 1
-                return pd.read_parquet(path)
-            except (OSError, ValueError):  # a damaged part is recomputed
-                self.reused -= 1
-        frame = compute()
-        write_parquet(path, frame)
-        return frame
+    The frame's ``attrs["reused"]`` says which. A part that cannot be read (damaged, cut
+    short) is computed again.
+    """
+    path = folder / f"{stage.kind}-{_slug(stage.name)}-{stage.key}.parquet"
+    if path.is_file():
+        try:
+            frame = pd.read_parquet(path)
+        except (OSError, ValueError):
+            pass
+        else:
+            frame.attrs["reused"] = True
+            return frame
+    frame = compute(*args)
+    write_parquet(path, frame)
+    frame.attrs["reused"] = False
+    return frame
 
 
 def write_parquet(path: Path, frame: pd.DataFrame) -> None:
@@ -470,6 +470,7 @@ def run_study(
     progress: bool = True,
     cache_dir: str | Path | None = None,
     on_plan: Callable[[list[Stage]], None] | None = None,
+    executor: Any = None,
 ) -> StudyRun:
     """Run every stage of a study, reusing what earlier runs finished.
 
@@ -483,16 +484,21 @@ def run_study(
         Embedding cache root (default ``$REPSCOPE_CACHE`` or ``~/.cache/repscope``).
     on_plan : callable, optional
         Called with the plan before any stage runs (the CLI prints it).
+    executor : Executor, optional
+        Where the per-model stages run: in this process (default) or on a Dask cluster
+        (:func:`repscope.experiment.executor.dask_executor`). Tables are identical either way.
 
     Returns
     -------
     StudyRun
     """
     from repscope._progress import progress_bar
+    from repscope.experiment.executor import serial_executor
 
     start = time.perf_counter()
+    executor = executor or serial_executor()
     output = Path(config.study.output)
-    parts = _Parts(output / PARTS)
+    parts_dir = output / PARTS
     specs = list(config.model_specs)
     probe = plan_study(config, n_images=0)
     brain_root = _brain_root(config, output, probe, cache_dir)
@@ -502,50 +508,39 @@ def run_study(
     if on_plan is not None:
         on_plan(stages)
     by_key = {(s.kind, s.name): s for s in stages}
-    frames: list[pd.DataFrame] = []
     models = model_table(specs, config, cache_dir)  # trains mini-zoo members that the cache lacks
+    layer0 = config.embedding.layers[0]
+    shared = executor.share({"config": config, "stimuli": stimuli, "cache_dir": cache_dir})
     with progress_bar(len(stages), "study", unit="stage", enabled=progress) as advance:
         advance(sum(s.kind == "simulate" for s in stages))
-        embeddings = {}
-        for spec in specs:
-            for layer in config.embedding.layers:
-                name = f"{spec}@{layer}"
-                emb = _extract(spec, layer, stimuli, config, cache_dir)
-                embeddings[(spec, layer)] = emb
-                advance(1)
-                frames.append(
-                    parts.get_or_compute(
-                        by_key[("dimension", name)],
-                        lambda e=emb, s=spec, ly=layer: _dimension(s, ly, e.X, config),
-                    )
-                )
-                advance(1)
-        layer0 = config.embedding.layers[0]
-        first_layer = {spec: embeddings[(spec, layer0)].X for spec in specs}
+        pairs = [(spec, layer) for spec in specs for layer in config.embedding.layers]
+        frames = executor.map(
+            _dimension_task,
+            [(by_key[("dimension", f"{s}@{ly}")], parts_dir, s, ly, shared) for s, ly in pairs],
+            advance=lambda: advance(2),  # the extraction and the dimension stage
+        )
         targets = _targets(specs, models, config.alignment.reference)
-        for spec in specs:
-            frames.append(
-                parts.get_or_compute(
-                    by_key[("alignment", spec)],
-                    lambda s=spec: _alignment_frame(s, layer0, first_layer, targets, config),
-                )
-            )
-            advance(1)
+        frames += executor.map(
+            _alignment_task,
+            [(by_key[("alignment", s)], parts_dir, s, layer0, targets, shared) for s in specs],
+            advance=advance,
+        )
         if brains:
-            profiles = _brain_profiles(brains, config)
-            frames.append(
-                parts.get_or_compute(by_key[("brain-lid", "brain")], lambda: roi_lid_rows(profiles))
+            brain_data = executor.share(brains)
+            roi_lid = _part(
+                by_key[("brain-lid", "brain")], parts_dir, _roi_lid_frame, brains, config
             )
-            for spec in specs:
-                emb = embeddings[(spec, layer0)]
-                frames.append(
-                    parts.get_or_compute(
-                        by_key[("brain", spec)],
-                        lambda s=spec, e=emb: _brain(s, layer0, e, brains, profiles, config),
-                    )
-                )
-                advance(1)
+            frames.append(roi_lid)
+            frames += executor.map(
+                _brain_task,
+                [
+                    (by_key[("brain", s)], parts_dir, s, layer0, brain_data, roi_lid, shared)
+                    for s in specs
+                ],
+                advance=advance,
+            )
             advance(1)
+        reused = sum(bool(f.attrs.get("reused")) for f in frames)
         measures = pd.concat(frames, ignore_index=True).astype(MEASURE_COLUMNS)
         statistics, by_k = _statistics(measures, models, config)
         scaling = scaling_table(measures, models, config)
@@ -563,7 +558,7 @@ def run_study(
         report = _report(output, config, measures, models, statistics, by_k, scaling)
         advance(1)
     seconds = time.perf_counter() - start
-    files["run"] = _write_provenance(output, config, stages, parts.reused, seconds)
+    files["run"] = _write_provenance(output, config, stages, reused, seconds)
     return StudyRun(
         output=output,
         measures=measures,
@@ -573,7 +568,7 @@ def run_study(
         scaling=scaling,
         report=report,
         seconds=seconds,
-        stages_reused=parts.reused,
+        stages_reused=reused,
         files=files,
     )
 
@@ -609,6 +604,55 @@ def _dimension(spec: str, layer: str, X: np.ndarray, config: Any) -> pd.DataFram
     )
 
 
+# ---- the per-model tasks: module-level functions of plain arguments, so a Dask worker can run
+# them; each reads its embeddings from the cache and writes its own part file.
+
+
+def _dimension_task(
+    stage: Stage, parts: Path, spec: str, layer: str, shared: dict[str, Any]
+) -> pd.DataFrame:
+    emb = _extract(spec, layer, shared["stimuli"], shared["config"], shared["cache_dir"])
+    return _part(stage, parts, _dimension, spec, layer, emb.X, shared["config"])
+
+
+def _alignment_task(
+    stage: Stage,
+    parts: Path,
+    spec: str,
+    layer: str,
+    targets: Sequence[str],
+    shared: dict[str, Any],
+) -> pd.DataFrame:
+    def compute() -> pd.DataFrame:
+        embeddings = {
+            name: _extract(name, layer, shared["stimuli"], shared["config"], shared["cache_dir"]).X
+            for name in {spec, *targets}
+        }
+        return _alignment_frame(spec, layer, embeddings, targets, shared["config"])
+
+    return _part(stage, parts, compute)
+
+
+def _brain_task(
+    stage: Stage,
+    parts: Path,
+    spec: str,
+    layer: str,
+    brains: Sequence[Any],
+    roi_lid: pd.DataFrame,
+    shared: dict[str, Any],
+) -> pd.DataFrame:
+    def compute() -> pd.DataFrame:
+        emb = _extract(spec, layer, shared["stimuli"], shared["config"], shared["cache_dir"])
+        return _brain(spec, layer, emb, brains, roi_lid, shared["config"])
+
+    return _part(stage, parts, compute)
+
+
+def _roi_lid_frame(brains: Sequence[Any], config: Any) -> pd.DataFrame:
+    return roi_lid_rows(_brain_profiles(brains, config))
+
+
 def _brain_profiles(brains: Sequence[Any], config: Any) -> pd.DataFrame:
     from repscope.dimension.brain import roi_dimension_profiles
 
@@ -624,9 +668,9 @@ def _brain_profiles(brains: Sequence[Any], config: Any) -> pd.DataFrame:
 
 
 def _brain(
-    spec: str, layer: str, emb: Any, brains: Sequence[Any], profiles: pd.DataFrame, config: Any
+    spec: str, layer: str, emb: Any, brains: Sequence[Any], roi_lid: pd.DataFrame, config: Any
 ) -> pd.DataFrame:
-    """Model–brain alignment rows and the model-vs-ROI profile distances."""
+    """Model–brain alignment rows and the model-vs-ROI profile distances (``roi_lid`` rows)."""
     from repscope.alignment.brain import brain_alignment
     from repscope.dimension.brain import profile_distances
     from repscope.dimension.estimate import local_dimension
@@ -641,6 +685,9 @@ def _brain(
         random_state=config.study.seed,
         device=config.study.device,
     )
+    profiles = roi_lid.rename(columns={"value": "lid"})[
+        ["subject", "roi", "estimator", "k", "lid"]
+    ].astype({"k": int, "lid": float})
     ks = sorted({int(k) for k in profiles["k"]})
     model_profile = local_dimension(
         emb.X,
