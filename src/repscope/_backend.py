@@ -66,14 +66,70 @@ def to_numpy(t: Any) -> np.ndarray:
 
 
 def _cpu_available_bytes() -> int:
+    """MemAvailable, or less when a cgroup (container, batch job) limits this process."""
+    free = None
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    free = int(line.split()[1]) * 1024
+                    break
     except OSError:
         pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if free is None:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    limited = _cgroup_available_bytes()
+    return free if limited is None else min(free, limited)
+
+
+# (limit, usage, stat key of reclaimable page cache) for cgroup v2 and v1
+_CGROUP_FILES = (
+    ("memory.max", "memory.current", "inactive_file"),
+    ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"),
+)
+
+
+def _cgroup_dirs() -> list[str]:
+    """This process's memory cgroup folders: the mount root and its own path below it."""
+    dirs = []
+    for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/memory"):
+        dirs.append(root)
+        try:
+            with open("/proc/self/cgroup") as fh:
+                for line in fh:
+                    _, controllers, path = line.rstrip("\n").split(":", 2)
+                    if path not in ("", "/") and (controllers in ("", "memory")):
+                        dirs.append(root + path)
+        except (OSError, ValueError):
+            pass
+    return dirs
+
+
+def _cgroup_available_bytes() -> int | None:
+    """Bytes left under the tightest cgroup memory limit (reclaimable cache counted as
+    free), or None when no limit applies."""
+    best = None
+    for folder in _cgroup_dirs():
+        for limit_name, usage_name, inactive_key in _CGROUP_FILES:
+            try:
+                with open(os.path.join(folder, limit_name)) as fh:
+                    text = fh.read().strip()
+                if text == "max" or int(text) >= 1 << 60:
+                    continue
+                with open(os.path.join(folder, usage_name)) as fh:
+                    usage = int(fh.read().strip())
+                inactive = 0
+                with open(os.path.join(folder, "memory.stat")) as fh:
+                    for line in fh:
+                        key, _, value = line.partition(" ")
+                        if key == inactive_key:
+                            inactive = int(value)
+                            break
+            except (OSError, ValueError):
+                continue
+            left = max(0, int(text) - usage + inactive)
+            best = left if best is None else min(best, left)
+    return best
 
 
 def available_memory(device: torch.device) -> int:

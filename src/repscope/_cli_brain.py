@@ -17,7 +17,7 @@ from repscope._cli_common import (
     _print_json,
     _user_errors,
 )
-from repscope._validation import InputError
+from repscope._validation import InputError, check_writable_folder
 
 NsdOpt = Annotated[
     Path | None,
@@ -102,10 +102,8 @@ def brain_align(
     from repscope.io.arrays import load_embedding
 
     with _user_errors():
-        if out is not None and out.exists() and not out.is_dir():
-            raise InputError(
-                f"--out {out} is a file; pass a folder for brain_alignment.csv and voxel_maps.npz."
-            )
+        if out is not None:  # brain_alignment.csv and voxel_maps.npz go there
+            check_writable_folder(out, "--out")
         test = _parse_choice("--test", test, ("random", "shared"))
         n_pca = _parse_pca(pca)
         X, ids = load_embedding(embedding)

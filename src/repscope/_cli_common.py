@@ -83,7 +83,12 @@ def _user_errors() -> Iterator[None]:
 
 def _parse_choice(option: str, value: str, choices: Sequence[str]) -> str:
     if value not in choices:
-        raise InputError(f"{option} {value!r} is not known; pass one of {', '.join(choices)}.")
+        from repscope.io._model_spec import near_matches
+
+        raise InputError(
+            f"{option} {value!r} is not known{near_matches(value, list(choices))}; "
+            f"pass one of {', '.join(choices)}."
+        )
     return value
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from repscope._cli_common import DeviceOpt, JsonOpt, _parse_choice, _print_json, _user_errors
-from repscope._validation import InputError
+from repscope._validation import InputError, check_writable_folder
 
 SpecArg = Annotated[
     str,
@@ -70,6 +70,8 @@ def extract(
     with _user_errors():
         pooling = _parse_choice("--pooling", pooling, ("mean", "cls"))
         on_error = _parse_choice("--on-error", on_error, ("skip", "raise"))
+        if out is not None:
+            _check_out(out)
         source = open_stimuli(stimuli, nsd_ids=_parse_ids(nsd_ids))
         result = extract_embeddings(
             spec,
@@ -162,11 +164,21 @@ def _parse_ids(text: str | None) -> list[int] | None:
     return [int(p) for p in parts]
 
 
+def _check_out(out: Path) -> None:
+    """Refuse a bad --out before extracting: not .npz, a folder, or in an unwritable place."""
+    if out.suffix != ".npz":
+        raise InputError(
+            f"--out {str(out)!r} must end in .npz (it holds X and ids); pass e.g. --out emb.npz."
+        )
+    if out.is_dir():
+        raise InputError(f"--out {out} is a folder; pass a file name ending in .npz.")
+    check_writable_folder(out.parent, "the folder of --out")
+
+
 def _copy_out(path: Path | None, out: Path) -> None:
     from repscope.io.atomic import atomic_write
 
-    if out.suffix != ".npz":
-        raise InputError(f"--out {str(out)!r} must end in .npz (it holds X and ids).")
+    _check_out(out)
     if path is None:  # pragma: no cover - the CLI always caches
         raise InputError("nothing to copy: the run was not cached.")
     with path.open("rb") as src, atomic_write(out) as dst:

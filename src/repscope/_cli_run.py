@@ -22,10 +22,16 @@ def run(
     ] = False,
     cache_dir: Annotated[Path | None, typer.Option(help="Embedding cache root.")] = None,
     workers: Annotated[
-        int | None, typer.Option(help="Run per-model stages on a local Dask cluster of N workers.")
+        int | None,
+        typer.Option(
+            help="Run per-model stages on a local Dask cluster of N workers (overrides [cluster])."
+        ),
     ] = None,
     scheduler: Annotated[
-        str | None, typer.Option(help="Run per-model stages on this Dask scheduler address.")
+        str | None,
+        typer.Option(
+            help="Run per-model stages on this Dask scheduler address (overrides [cluster])."
+        ),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show the progress display on stderr.")] = True,
     json_out: JsonOpt = False,
@@ -41,7 +47,7 @@ def run(
             stages = plan_study(cfg, n_images=n)
             _print_plan(stages, n, json_out)
             return
-        with _executor(workers, scheduler) as executor:
+        with _executor(workers, scheduler, cfg.cluster) as executor:
             result = run_study(
                 cfg, progress=progress and not json_out, cache_dir=cache_dir, executor=executor
             )
@@ -49,20 +55,22 @@ def run(
 
 
 @contextmanager
-def _executor(workers: int | None, scheduler: str | None) -> Iterator[Any]:
-    """None (in process) without --workers/--scheduler, else a Dask executor closed after."""
-    if workers is None and scheduler is None:
+def _executor(workers: int | None, scheduler: str | None, cluster: Any) -> Iterator[Any]:
+    """None (in process) without --workers, --scheduler or [cluster], else a Dask executor,
+    closed after; --workers/--scheduler override the config's [cluster] table."""
+    if workers is None and scheduler is None and cluster is None:
         yield None
         return
-    from repscope.experiment.executor import dask_executor
+    from repscope.experiment.executor import cluster_executor, dask_executor
 
-    executor = dask_executor(workers=workers, scheduler=scheduler)
+    if workers is not None or scheduler is not None:
+        executor = dask_executor(workers=workers, scheduler=scheduler)
+    else:
+        executor = cluster_executor(cluster)
     try:
         yield executor
     finally:
-        executor.client.close()
-        if workers is not None:
-            executor.client.cluster.close()
+        executor.close()
 
 
 def demo(

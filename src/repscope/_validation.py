@@ -9,7 +9,10 @@ The CLI prints that line and exits non-zero; library users get an ordinary ``Val
 from __future__ import annotations
 
 import numbers
+import os
+import tempfile
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +24,7 @@ __all__ = [
     "check_embedding",
     "check_k_list",
     "check_random_state",
+    "check_writable_folder",
 ]
 
 
@@ -137,3 +141,42 @@ def check_random_state(random_state: int | np.random.Generator | None) -> np.ran
     raise InputError(
         f"random_state={random_state!r} is not an int, numpy Generator or None; pass an int seed."
     )
+
+
+def check_writable_folder(folder: str | os.PathLike[str], what: str) -> None:
+    """Refuse, before any work, an output folder that cannot be created or written to.
+
+    ``folder`` may not exist yet: its nearest existing ancestor must be a folder in which a
+    folder can be made (one is made and removed again, so permissions, read-only and virtual
+    file systems all count). Nothing is left behind.
+
+    Parameters
+    ----------
+    folder : path-like
+        Where results will go.
+    what : str
+        How the user named it, for the message (``"--out"``, ``"output folder"``).
+
+    Raises
+    ------
+    InputError
+        ``folder`` is a file, lies under a file, or cannot be written.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{what} {folder} is a file; pass a folder (new or existing) instead.")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(
+            f"{what} {folder} cannot be created: {existing} is a file; pass a folder elsewhere."
+        )
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".tmp-", dir=existing))
+    except OSError as exc:
+        where = "is not writable" if existing == folder else f"cannot be created in {existing}"
+        raise InputError(
+            f"{what} {folder} {where} ({exc.strerror or type(exc).__name__}); pass a folder "
+            "you can write to."
+        ) from None

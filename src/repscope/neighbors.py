@@ -40,7 +40,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from repscope import _backend
+from repscope import _backend, _memory
 from repscope._candidate_search import _sq_norms
 from repscope._validation import InputError, check_embedding
 
@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 Precision = Literal["auto", "bfloat16", "float32", "float64"]
 # a tile cell and its temporaries (GEMM output, float32 copy, masks)
 _BYTES_PER_TILE_CELL = 16
+# uncertified rows re-searched exactly at once (bounds the fallback's float64 tile)
+_FALLBACK_ROWS = 512
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,7 @@ def knn(
     >>> res.distances[3]
     array([4., 6.])
     """
+    _preflight(X, queries, n_neighbors, device, backend, precision, block_size)
     X64 = check_embedding(X, name="X", min_samples=1)
     Q64 = None if queries is None else check_embedding(queries, name="queries", min_samples=1)
     if Q64 is not None and Q64.shape[1] != X64.shape[1]:
@@ -177,6 +180,52 @@ def knn(
     return _certified_search(X64, Q64, int(n_neighbors), dev, prec, block)
 
 
+# --------------------------------------------------------------------------- memory
+
+
+def _preflight(
+    X: object,
+    queries: object,
+    n_neighbors: object,
+    device: _backend.Device,
+    backend: str,
+    precision: str,
+    block_size: int | None,
+) -> None:
+    """Refuse, before the float64 copy, a search whose estimated peak exceeds free memory.
+
+    Inputs that are not plain 2-D arrays, or an invalid K, are left to the validation.
+    """
+    shape = _memory.array_shape(X)
+    q_shape = None if queries is None else _memory.array_shape(queries)
+    if shape is None or (queries is not None and q_shape is None):
+        return
+    n, d, dtype = shape
+    nq = None if q_shape is None else q_shape[0]
+    k = n_neighbors
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        return
+    if not 1 <= k <= (n - 1 if nq is None else n):
+        return
+    dev = _backend.resolve_device(device)
+    prec = "float32" if backend == "faiss" else _resolve_precision(precision, dev)
+    block = _choose_block(max(n, nq or 1), dev, block_size)
+    as_is = dtype == np.float64 and (q_shape is None or q_shape[2] == np.float64)
+    itemsize = 8 if as_is else 4  # anything but float64 is copied to float64
+    sizes = {"n_queries": nq, "precision": prec, "block_size": block}
+    what = f"knn: {_memory.describe((n, d), dtype)}"
+    what += f" with {nq} queries" if nq is not None else ""
+    what += f" at n_neighbors={int(k)}"
+    fix = (
+        "reduce the features first (e.g. PCA to 300 components), search fewer points, or "
+        "spread the search over machines with repscope.distributed.distributed_knn."
+    )
+    need = _memory.knn_bytes(n, d, int(k), itemsize=itemsize, **sizes)
+    _memory.check_memory(what, need, "cpu", fix)
+    if dev.type != "cpu" and backend != "faiss":
+        _memory.check_memory(what, _memory.knn_device_bytes(n, d, int(k), **sizes), dev, fix)
+
+
 # --------------------------------------------------------------------------- precision
 
 
@@ -204,7 +253,12 @@ def _resolve_precision(precision: str, dev: object) -> str:
 
 
 def _choose_block(n: int, dev: object, block_size: int | None) -> int:
-    """Rows per tile: a tile (b × b cells and its temporaries) uses <= 1/8 of free memory."""
+    """Rows per tile: a tile (b × b cells and its temporaries) uses <= 1/8 of free memory.
+
+    At 16 bytes per cell; the candidate search's tiles are b × 1024 (24 bytes per cell at
+    their peak), the exact float64 search's b × b (26 bytes per cell measured): both stay
+    within 1/4 of free memory (``tests/test_memory.py``).
+    """
     if block_size is not None:
         if block_size < 1:
             raise InputError(f"block_size={block_size} must be positive; pass e.g. 2048.")
@@ -401,16 +455,20 @@ def _certified_search(
     n_bad = int(bad.sum())
     if n_bad:
         logger.info("kNN: %d of %d rows re-searched exactly in float64", n_bad, len(bad))
-        rows = np.flatnonzero(bad)
         mean = X.mean(0)
-        dist[rows], idx[rows] = _exact_rows(
-            X - mean,
-            queries[rows] - mean,
-            rows if Q is None else None,
-            k,
-            block,
-            measure=(X, queries[rows]),
-        )
+        Xc = X - mean
+        bad_rows = np.flatnonzero(bad)
+        # a few rows at a time: each pass holds a (rows × block) float64 tile, not (n_bad × block)
+        for start in range(0, n_bad, _FALLBACK_ROWS):
+            rows = bad_rows[start : start + _FALLBACK_ROWS]
+            dist[rows], idx[rows] = _exact_rows(
+                Xc,
+                queries[rows] - mean,
+                rows if Q is None else None,
+                k,
+                block,
+                measure=(X, queries[rows]),
+            )
     return KNNResult(dist, idx, "torch", precision, n_bad)
 
 

@@ -1200,6 +1200,10 @@ def _pair_row(
     }
     if used:
         frame = {str(q): _labelled(per_model, x_q, y_q, measures, models, q) for q in used}
-        pc = _labelled(partial_correlation, x_q, y_q, x, y, frame)
-        partial_row.update(partial_r=pc.r, partial_p=pc.p, partial_n=pc.n)
+        try:
+            pc = _labelled(partial_correlation, x_q, y_q, x, y, frame)
+        except InputError as exc:  # too few models for the covariates, or x explained by them
+            warnings.warn(f"partial correlation left NaN: {exc}", UserWarning, stacklevel=3)
+        else:
+            partial_row.update(partial_r=pc.r, partial_p=pc.p, partial_n=pc.n)
     return {"x": str(x_q), "y": str(y_q), **_correlation_row(c), **partial_row}

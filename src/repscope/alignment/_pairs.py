@@ -11,9 +11,16 @@ import numbers
 import numpy as np
 import numpy.typing as npt
 
+from repscope import _backend, _memory
 from repscope._validation import InputError, check_embedding
 
-__all__ = ["centre", "check_n_neighbors", "check_pair", "frobenius_cross"]
+__all__ = [
+    "centre",
+    "check_n_neighbors",
+    "check_pair",
+    "check_pairwise_memory",
+    "frobenius_cross",
+]
 
 
 def check_pair(
@@ -107,3 +114,38 @@ def frobenius_cross(A: np.ndarray, B: np.ndarray) -> float:
         return float(np.sum((A.T @ B) ** 2))
     # wide embeddings: the two n × n Gram matrices are cheaper than the p × q cross product
     return float(np.sum((A @ A.T) * (B @ B.T)))
+
+
+def check_pairwise_memory(
+    n_samples: int, method: str, *, measure: str, n_representations: int = 2
+) -> None:
+    """Refuse a measure that builds N × N matrices when they do not fit in free memory.
+
+    Parameters
+    ----------
+    n_samples : int
+        Stimuli (N).
+    method : str
+        A key of :data:`repscope._memory.PAIRWISE_METHODS`.
+    measure : str
+        Name of the calling measure, used in the message.
+    n_representations : int
+        Representations whose matrices are kept at once (alignment matrices).
+
+    Raises
+    ------
+    InputError
+        With the memory needed and free, and the feature-space alternatives.
+    """
+    need = _memory.pairwise_bytes(n_samples, method, n_representations=n_representations)
+    free = _backend.available_memory(_backend.resolve_device("cpu"))
+    if need <= free:
+        return
+    n_fit = _memory.fit_pairwise_samples(free, method, n_representations=n_representations)
+    _memory.check_memory(
+        f"{measure}: N×N matrices of {n_samples} stimuli",
+        need,
+        "cpu",
+        "use linear CKA (repscope.linear_cka, computed in feature space) or ridge_alignment, "
+        f"or a random subsample of at most {n_fit} stimuli.",
+    )

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from repscope._backend import Device
+from repscope import _memory
+from repscope._backend import Device, resolve_device
 from repscope._brain_input import check_finite_responses, check_subjects, roi_columns
 from repscope._progress import progress_bar
 from repscope._validation import InputError, check_embedding, check_random_state
@@ -264,10 +265,11 @@ def brain_alignment(
         all  V1        20    <NA>
         all EBA        20    <NA>
     """
-    X = check_embedding(X, name="X")
-    ids = _check_ids(ids, X.shape[0])
     subjects = check_subjects(brain)
     opts = _check_options(pca, test, test_size, alphas, cv, random_state, device, min_noise_ceiling)
+    _preflight(X, subjects, rois, opts)
+    X = check_embedding(X, name="X")
+    ids = _check_ids(ids, X.shape[0])
     rows: list[dict[str, Any]] = []
     voxels: dict[tuple[int, str], VoxelMap] = {}
     with progress_bar(len(subjects), "brain alignment", unit="subj", enabled=progress) as advance:
@@ -296,6 +298,62 @@ def _check_options(
             f"min_noise_ceiling={min_noise_ceiling!r} must be in [0, 1); pass e.g. 0.05."
         )
     return _Options(pca, test, test_size, alphas, cv, random_state, device, min_noise_ceiling)
+
+
+def _preflight(X: Any, subjects: Sequence[BrainResponses], rois: Any, opts: _Options) -> None:
+    """Refuse, before the float64 copy, a run whose largest subject does not fit in memory.
+
+    Subjects are fitted one after another, so the peak is the largest subject's. Options
+    the validation would reject are left to it.
+    """
+    from repscope.alignment._ridge_cv import target_batch_size
+
+    shape = _memory.array_shape(X)
+    pca, cv = opts.pca, opts.cv
+    if shape is None or not isinstance(cv, numbers.Integral) or isinstance(cv, bool) or cv < 2:
+        return
+    if pca is not None and (isinstance(pca, bool) or not isinstance(pca, numbers.Integral)):
+        return
+    if opts.test == "random" and not (
+        isinstance(opts.test_size, numbers.Real) and 0 < opts.test_size < 1
+    ):
+        return
+    n_stim, d, dtype = shape
+    dev = resolve_device(opts.device)
+    n_alphas = int(np.size(opts.alphas))
+    need, device_need, worst = 0.0, 0.0, ""
+    for b in subjects:
+        n_voxels = len(roi_columns(b, rois)[0])
+        n = min(b.n_images, n_stim)
+        if n < 2:
+            continue
+        n_test = int(np.sum(b.shared)) if opts.test == "shared" else None
+        n_test = min(n - 1, int(np.ceil(opts.test_size * n)) if n_test is None else n_test)
+        q = d if pca is None else max(1, min(int(pca), n - n_test, d))
+        sizes = {"cv": int(cv), "n_alphas": n_alphas, "n_test": n_test}
+        batch = target_batch_size(n - n_test, min(q, n - n_test), int(cv), n_alphas, dev)
+        estimate = _memory.brain_alignment_bytes(
+            n,
+            d,
+            n_voxels,
+            pca=pca,
+            n_stimuli=n_stim,
+            x_itemsize=8 if dtype == np.float64 else 4,
+            y_itemsize=np.dtype(b.responses.dtype).itemsize,
+            batch_targets=batch,
+            **sizes,
+        )
+        if estimate > need:
+            need = estimate
+            worst = f"subject {b.subject}, {n} images × {n_voxels} voxels"
+            device_need = _memory.ridge_device_bytes(n, q, n_voxels, batch_targets=batch, **sizes)
+    if not worst:
+        return
+    what = f"brain alignment: {worst} from {_memory.describe((n_stim, d), dtype)}"
+    fix = "pass fewer ROIs (rois=[...]) or a smaller pca."
+    _memory.check_memory(what, need, "cpu", fix)
+    if dev.type != "cpu":
+        _memory.check_memory(what, device_need, dev, fix)
 
 
 def _check_ids(ids: npt.ArrayLike, n_rows: int) -> np.ndarray:

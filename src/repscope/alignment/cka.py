@@ -17,7 +17,12 @@ import numpy.typing as npt
 from scipy.spatial.distance import pdist, squareform
 
 from repscope._validation import InputError
-from repscope.alignment._pairs import centre, check_pair, frobenius_cross
+from repscope.alignment._pairs import (
+    centre,
+    check_pair,
+    check_pairwise_memory,
+    frobenius_cross,
+)
 
 __all__ = ["linear_cka", "linear_cka_debiased", "rbf_cka", "rbf_cka_debiased"]
 
@@ -140,6 +145,7 @@ def rbf_cka(X: npt.ArrayLike, Y: npt.ArrayLike, *, sigma_factor: float = 1.0) ->
     1.0
     """
     X, Y = check_pair(X, Y, measure="rbf_cka", min_samples=3)
+    check_pairwise_memory(len(X), "cka-rbf", measure="rbf_cka")
     K = _rbf_gram(X, sigma_factor, "X")
     L = _rbf_gram(Y, sigma_factor, "Y")
     Kc, Lc = _centre_gram(K), _centre_gram(L)
@@ -169,6 +175,7 @@ def rbf_cka_debiased(X: npt.ArrayLike, Y: npt.ArrayLike, *, sigma_factor: float 
     Song et al. (2012), JMLR 13, eq. 5; Kornblith et al. (2019), ICML.
     """
     X, Y = check_pair(X, Y, measure="rbf_cka_debiased", min_samples=4)
+    check_pairwise_memory(len(X), "cka-rbf-debiased", measure="rbf_cka_debiased")
     K = _rbf_gram(X, sigma_factor, "X")
     L = _rbf_gram(Y, sigma_factor, "Y")
     hxy, hxx, hyy = _hsic_unbiased_gram(K, L), _hsic_unbiased_gram(K, K), _hsic_unbiased_gram(L, L)

@@ -24,7 +24,7 @@ import numpy.typing as npt
 from scipy.stats import rankdata
 
 from repscope._validation import InputError, check_embedding
-from repscope.alignment._pairs import centre, frobenius_cross
+from repscope.alignment._pairs import centre, check_pairwise_memory, frobenius_cross
 from repscope.alignment.cca import _basis, _cca
 from repscope.alignment.methods import METHODS, align
 from repscope.alignment.similarity import _neighbours, _rdm
@@ -101,6 +101,9 @@ def alignment_matrix(
                     device=device,
                 )["score"]
         return AlignmentMatrix(names, method, scores)
+    if method == "rsa":  # every representation's ranked RDM is kept for the pairs
+        n = len(arrays[0])
+        check_pairwise_memory(n, "matrix-rsa", measure="alignment_matrix", n_representations=m)
     factors = [prepare(A, name, k) for A, name in zip(arrays, names, strict=True)]
     for i in range(m):
         for j in range(i, m):

@@ -24,7 +24,7 @@ from scipy.spatial.distance import squareform
 from scipy.stats import rankdata
 
 from repscope._validation import InputError, check_random_state
-from repscope.alignment._pairs import centre, check_pair
+from repscope.alignment._pairs import centre, check_pair, check_pairwise_memory
 from repscope.alignment.cka import _centre_gram, _rbf_gram
 from repscope.alignment.methods import METHODS, align
 from repscope.alignment.similarity import _rdm
@@ -133,6 +133,7 @@ def _fast_scorer(
 ) -> Callable[[np.ndarray], float] | None:
     """A score of ``Y[p]`` from matrices computed once, or None where none applies."""
     if method in ("cka", "cka-rbf"):
+        check_pairwise_memory(len(X), f"null-{method}", measure="permutation_null")
         if method == "cka":
             Xc = centre(X, name="X", measure=method)
             Yc = centre(Y, name="Y", measure=method)
@@ -143,6 +144,7 @@ def _fast_scorer(
         norm = np.sqrt(np.sum(K * K) * np.sum(L * L))
         return lambda p: float(np.sum(K * L[np.ix_(p, p)]) / norm)
     if method == "rsa" and compare in ("spearman", "pearson"):
+        check_pairwise_memory(len(X), "null-rsa", measure="permutation_null")
         dx, dy = _rdm(X, rdm, "X"), _rdm(Y, rdm, "Y")
         if compare == "spearman":
             dx, dy = rankdata(dx), rankdata(dy)

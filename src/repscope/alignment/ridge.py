@@ -19,9 +19,10 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.base import BaseEstimator
 
+from repscope import _memory
 from repscope._backend import Device, resolve_device, to_numpy, to_tensor
 from repscope._validation import InputError, check_embedding, check_random_state
-from repscope.alignment._ridge_cv import constant_columns, fit_batches
+from repscope.alignment._ridge_cv import constant_columns, fit_batches, target_batch_size
 
 __all__ = ["RidgeEncoder", "RidgeScores", "ridge_alignment"]
 
@@ -95,6 +96,57 @@ def _check_xy(X: Any, Y: Any) -> tuple[np.ndarray, np.ndarray]:
             f"X has {X.shape[0]} rows but Y has {Y.shape[0]}; pass the same stimuli in both."
         )
     return X, Y
+
+
+def _preflight(X: Any, Y: Any, split: Any, *, cv: Any, alphas: Any, device: Device) -> None:
+    """Refuse, before the float64 copies, a fit whose estimated peak exceeds free memory.
+
+    ``split`` is ``(test_size, split)`` of :func:`ridge_alignment`, None for a fit on all
+    rows. Inputs the validation would reject are left to it.
+    """
+    x_shape, y_shape = _memory.array_shape(X), _memory.array_shape(Y)
+    if x_shape is None or y_shape is None or x_shape[0] != y_shape[0]:
+        return
+    if not isinstance(cv, numbers.Integral) or isinstance(cv, bool) or cv < 2:
+        return
+    n, p, x_dtype = x_shape
+    t = y_shape[1]
+    n_test = 0 if split is None else _n_test(n, *split)
+    n_alphas = int(np.size(alphas))
+    dev = resolve_device(device)
+    n_test = min(max(n_test, 0), n - 1)
+    n_basis = min(p, n - n_test)
+    batch = target_batch_size(n - n_test, n_basis, int(cv), n_alphas, dev)
+    sizes = {"cv": int(cv), "n_alphas": n_alphas, "n_test": n_test, "batch_targets": batch}
+    need = _memory.ridge_bytes(
+        n,
+        p,
+        t,
+        x_itemsize=8 if x_dtype == np.float64 else 4,
+        y_itemsize=8 if y_shape[2] == np.float64 else 4,
+        **sizes,
+    )
+    what = f"ridge: {_memory.describe((n, p), x_dtype)} to {t} targets"
+    fix = (
+        "reduce X's features (e.g. PCA to 300 components), fit fewer targets per call "
+        "(columns of Y), or subsample the rows."
+    )
+    _memory.check_memory(what, need, "cpu", fix)
+    if dev.type != "cpu":
+        _memory.check_memory(what, _memory.ridge_device_bytes(n, p, t, **sizes), dev, fix)
+
+
+def _n_test(n: int, test_size: Any, split: Any) -> int:
+    """Test rows of the split to be made (an estimate for the preflight; 0 if unknown)."""
+    if split is not None:
+        try:
+            return int(np.size(split[1]))
+        except (TypeError, IndexError):
+            return 0
+    try:
+        return int(np.ceil(float(test_size) * n))
+    except (TypeError, ValueError):
+        return 0
 
 
 def _seed(rng: np.random.Generator, random_state: Any) -> int:
@@ -226,6 +278,7 @@ def ridge_alignment(
     >>> round(res.score, 2), res.n_train, res.n_test
     (0.57, 160, 40)
     """
+    _preflight(X, Y, (test_size, split), cv=cv, alphas=alphas, device=device)
     X, Y = _check_xy(X, Y)
     alphas = _check_alphas(alphas)
     rng = check_random_state(random_state)
@@ -344,6 +397,7 @@ class RidgeEncoder(BaseEstimator):
         -------
         self
         """
+        _preflight(X, Y, None, cv=self.cv, alphas=self.alphas, device=self.device)
         X, Y = _check_xy(X, Y)
         alphas = _check_alphas(self.alphas)
         cv = _check_cv(self.cv, X.shape[0])

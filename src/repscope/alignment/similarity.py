@@ -19,7 +19,12 @@ from scipy import stats
 from scipy.spatial.distance import pdist
 
 from repscope._validation import InputError
-from repscope.alignment._pairs import centre, check_n_neighbors, check_pair
+from repscope.alignment._pairs import (
+    centre,
+    check_n_neighbors,
+    check_pair,
+    check_pairwise_memory,
+)
 from repscope.alignment.cca import canonical_correlations, cca_similarity, pwcca, svcca
 from repscope.alignment.cka import linear_cka, linear_cka_debiased, rbf_cka, rbf_cka_debiased
 from repscope.neighbors import knn
@@ -47,6 +52,8 @@ _COMPARE = {
     "pearson": stats.pearsonr,
     "kendall": stats.kendalltau,
 }
+# the memory model of each comparison (repscope._memory.PAIRWISE_METHODS)
+_RSA_MEMORY = {"spearman": "rsa", "pearson": "rsa-pearson", "kendall": "rsa-kendall"}
 
 
 # --------------------------------------------------------------------------- RSA
@@ -99,6 +106,7 @@ def rsa(
             f"compare={compare!r} is not known; pass 'spearman', 'pearson' or 'kendall'."
         )
     X, Y = check_pair(X, Y, measure="rsa", min_samples=3)
+    check_pairwise_memory(len(X), _RSA_MEMORY[compare], measure="rsa")
     rdm_x, rdm_y = _rdm(X, rdm, "X"), _rdm(Y, rdm, "Y")
     return float(_COMPARE[compare](rdm_x, rdm_y)[0])
 

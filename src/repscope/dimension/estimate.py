@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from repscope import _backend
+from repscope import _backend, _memory
 from repscope._validation import InputError, check_embedding, check_k_list
 from repscope.dimension.local import (
     AGGREGATES,
@@ -83,6 +83,7 @@ def prepare_embedding(
     """
     if duplicates not in ("drop", "raise"):
         raise InputError(f"duplicates={duplicates!r} is not known; pass 'drop' or 'raise'.")
+    _preflight(X, pca, None, "cpu", whole=False)
     arr = check_embedding(X)
     n_samples, n_features = arr.shape
     distinct, kept = drop_duplicates(arr)
@@ -248,6 +249,7 @@ def local_dimension(
     {10: 3, 20: 3}
     """
     check_options(estimator, aggregate, n_bootstrap)
+    _preflight(X, pca, k, device)
     prepared = prepare_embedding(X, pca=pca, duplicates=duplicates)
     return estimate_prepared(
         prepared,
@@ -261,6 +263,60 @@ def local_dimension(
         backend=backend,
         **estimator_params,
     )
+
+
+def _preflight(
+    X: Any,
+    pca: int | None,
+    k: int | Sequence[int] | None,
+    device: _backend.Device,
+    *,
+    whole: bool = True,
+) -> None:
+    """Refuse, before the float64 copy, an embedding whose estimated peak exceeds free memory.
+
+    ``whole``: all of :func:`local_dimension` (copy, PCA, the kNN at the largest K, the
+    estimates); else the copy and PCA of :func:`prepare_embedding` only. Anything the
+    validation would reject (not a 2-D array, bad ``pca`` or ``k``) is left to it.
+    """
+    shape = _memory.array_shape(X)
+    if shape is None or shape[0] < 2:
+        return
+    n, d, dtype = shape
+    if pca is not None and (
+        isinstance(pca, bool) or not isinstance(pca, (int, np.integer)) or pca < 1
+    ):
+        return
+    itemsize = 8 if dtype == np.float64 else 4
+    q = d if pca is None else min(int(pca), n, d)
+    fix = (
+        f"pass pca={min(300, d - 1)} or use repscope.distributed.distributed_local_dimension."
+        if pca is None and d > 300
+        else "pass a smaller pca, a random subsample of the rows, or use "
+        "repscope.distributed.distributed_local_dimension."
+    )
+    if not whole:
+        need = _memory.prepare_bytes(n, d, pca=pca, itemsize=itemsize)
+        what = f"dimension: {_memory.describe((n, d), dtype)}"
+        what += " as float64" if pca is None else f" with PCA to {q}"
+        _memory.check_memory(what, need, "cpu", fix)
+        return
+    ks = DEFAULT_SCALES if k is None else ((k,) if isinstance(k, numbers.Integral) else k)
+    try:
+        k_max = min(max(int(v) for v in ks), n - 1)
+    except (TypeError, ValueError):
+        return
+    if k_max < 1:
+        return
+    dev = _backend.resolve_device(device)
+    n_scales = len(ks) if hasattr(ks, "__len__") else 1
+    need = _memory.local_dimension_bytes(n, d, k_max, pca=pca, itemsize=itemsize, n_scales=n_scales)
+    what = f"dimension: kNN on {_memory.describe((n, d), dtype)}"
+    what += "" if pca is None else f" (PCA to {q})"
+    what += f" at K={k_max}"
+    _memory.check_memory(what, need, "cpu", fix)
+    if dev.type != "cpu":
+        _memory.check_memory(what, _memory.knn_device_bytes(n, q, k_max), dev, fix)
 
 
 def check_options(estimator: str, aggregate: str, n_bootstrap: int) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from repscope import _memory
 from repscope._validation import InputError, check_embedding
 
 __all__ = ["Spectrum", "eigenvalues", "spectrum"]
@@ -97,8 +98,25 @@ def eigenvalues(X: npt.ArrayLike) -> np.ndarray:
     >>> eigenvalues(np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 1.0], [2.0, 1.0]])).round(4)
     array([1.3333, 0.3333])
     """
+    _preflight(X, "eigenvalues")
     arr = check_embedding(X)
     return _singular_values(arr) ** 2 / (arr.shape[0] - 1)
+
+
+def _preflight(X: npt.ArrayLike, measure: str) -> None:
+    """Refuse, before the float64 copy, an SVD whose estimated peak exceeds free memory."""
+    shape = _memory.array_shape(X)
+    if shape is None:
+        return
+    n, d, dtype = shape
+    need = _memory.spectrum_bytes(n, d, itemsize=8 if dtype == np.float64 else 4)
+    _memory.check_memory(
+        f"{measure}: singular values of {_memory.describe((n, d), dtype)}",
+        need,
+        "cpu",
+        "pass a random subsample of the rows, e.g. "
+        "X[np.random.default_rng(0).choice(len(X), 50000, replace=False)].",
+    )
 
 
 def _singular_values(X: np.ndarray) -> np.ndarray:
@@ -109,7 +127,8 @@ def _singular_values(X: np.ndarray) -> np.ndarray:
             f"X has zero variance: all {X.shape[0]} rows are identical; "
             "pass an embedding with at least two distinct rows."
         )
-    sigma = np.linalg.svd(shifted - shifted.mean(axis=0), compute_uv=False)
+    shifted -= shifted.mean(axis=0)  # in place: one n × d copy fewer than a centred copy
+    sigma = np.linalg.svd(shifted, compute_uv=False)
     sigma[sigma <= max(X.shape) * np.finfo(sigma.dtype).eps * sigma[0]] = 0.0
     return sigma
 
@@ -160,6 +179,7 @@ def spectrum(X: npt.ArrayLike, *, alpha_range: tuple[int, int] | None = None) ->
     >>> s.pca90, round(s.participation_ratio)
     (5, 5)
     """
+    _preflight(X, "spectrum")
     arr = check_embedding(X)
     sigma = _singular_values(arr)
     lam = sigma**2 / (arr.shape[0] - 1)

@@ -37,9 +37,12 @@ from repscope.io._builtin_images import BUILTIN_SETS
 from repscope.io._model_spec import near_matches, parse_model_spec
 
 __all__ = [
+    "CLUSTER_KEYS",
+    "CLUSTER_KINDS",
     "COVARIATES",
     "AlignmentSection",
     "BrainSection",
+    "ClusterSection",
     "DimensionSection",
     "EmbeddingSection",
     "LocatedError",
@@ -186,6 +189,7 @@ class StudySection(_Section):
     output: ConfigPath
     seed: NonNegativeInt = 0
     device: Annotated[StrictStr, AfterValidator(_device)] = "auto"
+    threads: PositiveInt = 1
 
 
 class ModelsSection(_Section):
@@ -385,3 +389,122 @@ class StatisticsSection(_Section):
     bootstrap: NonNegativeInt = 10000
     permutations: NonNegativeInt = 10000
     confidence: Annotated[StrictFloat, Field(gt=0, lt=1)] = 0.95
+
+
+#: Where a study's per-model stages run: a LocalCluster, a running scheduler, SLURM jobs.
+CLUSTER_KINDS: tuple[str, ...] = ("local", "scheduler", "slurm")
+#: The ``[cluster]`` keys of each kind (``kind`` itself belongs to all).
+CLUSTER_KEYS: dict[str, tuple[str, ...]] = {
+    "local": ("workers",),
+    "scheduler": ("address",),
+    "slurm": (
+        "jobs",
+        "cores",
+        "memory",
+        "processes",
+        "queue",
+        "account",
+        "walltime",
+        "job_extra_directives",
+        "job_script_prologue",
+        "local_directory",
+        "python",
+    ),
+}
+# the keys each kind needs, with an example value
+_CLUSTER_REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
+    "local": (("workers", "2"),),
+    "scheduler": (("address", '"tcp://host:8786"'),),
+    "slurm": (("cores", "16"), ("memory", '"16GB"')),
+}
+# dask's byte units, a unit required: "16GB", "16 GiB", "512M", "1.5T"
+_MEMORY = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*[kmgtp](?:b|i|ib)?", re.IGNORECASE)
+# SLURM's --time formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S
+_WALLTIME = re.compile(r"\d+(?::\d{1,2}){0,2}|\d+-\d+(?::\d{1,2}){0,2}")
+
+
+def _memory(value: Any) -> str:
+    if not isinstance(value, str):
+        raise wrong_type('a string such as "16GB"')
+    match = _MEMORY.fullmatch(value.strip())
+    if match is None or float(match.group(1)) == 0:
+        raise ValueError(
+            f'{value!r} is not an amount of memory; write a size with its unit, e.g. "16GB".'
+        )
+    return value.strip()
+
+
+def _walltime(value: Any) -> str:
+    if not isinstance(value, str):
+        raise wrong_type('a string such as "04:00:00"')
+    if not _WALLTIME.fullmatch(value):
+        raise ValueError(
+            f'{value!r} is not a SLURM time limit; write "HH:MM:SS" or "D-HH:MM:SS", '
+            'e.g. "04:00:00".'
+        )
+    return value
+
+
+def _directive(value: str) -> str:
+    if value.lstrip().startswith("#SBATCH"):
+        raise ValueError(
+            f"{value!r} starts with #SBATCH, which is added to every directive; write the "
+            'option alone, e.g. "--gres=gpu:1".'
+        )
+    return value
+
+
+class ClusterSection(_Section):
+    """``[cluster]``: where the per-model stages run; never part of a stage's key.
+
+    ``kind = "local"`` (``workers``), ``"scheduler"`` (``address``) or ``"slurm"`` (the
+    ``dask_jobqueue.SLURMCluster`` options in :data:`CLUSTER_KEYS`, ``cores`` and ``memory``
+    required); a key of another kind is an error. Unset SLURM options fall back to
+    dask-jobqueue's own configuration (``jobqueue.yaml``).
+    """
+
+    kind: _choice(CLUSTER_KINDS, "cluster kind")
+    workers: PositiveInt | None = None
+    address: Text | None = None
+    jobs: PositiveInt = 1
+    cores: PositiveInt | None = None
+    memory: Annotated[str, BeforeValidator(_memory)] | None = None
+    processes: PositiveInt | None = None
+    queue: Text | None = None
+    account: Text | None = None
+    walltime: Annotated[str, BeforeValidator(_walltime)] | None = None
+    job_extra_directives: tuple[Annotated[Text, AfterValidator(_directive)], ...] = ()
+    job_script_prologue: tuple[Text, ...] = ()
+    local_directory: Text | None = None
+    python: Text | None = None
+
+    @property
+    def worker_processes(self) -> int | None:
+        """Single-threaded worker processes per SLURM job: ``processes``, else ``cores``."""
+        return self.processes if self.processes is not None else self.cores
+
+    @model_validator(mode="after")
+    def _keys_of_kind(self) -> ClusterSection:
+        stray = sorted(self.model_fields_set - {"kind", *CLUSTER_KEYS[self.kind]})
+        if stray:
+            key = stray[0]
+            owner = next(kind for kind, keys in CLUSTER_KEYS.items() if key in keys)
+            raise LocatedError(
+                f'{key} is a setting of kind = "{owner}", not of kind = "{self.kind}"; '
+                f'remove it or set kind = "{owner}".',
+                (key,),
+            )
+        missing = [(k, e) for k, e in _CLUSTER_REQUIRED[self.kind] if getattr(self, k) is None]
+        if missing:
+            keys = " and ".join(k for k, _ in missing)
+            add = " and ".join(f"{k} = {e}" for k, e in missing)
+            raise LocatedError(
+                f'kind = "{self.kind}" needs {keys}; add {add} under [cluster].', ("kind",)
+            )
+        if self.kind == "slurm" and self.processes is not None and self.processes > self.cores:
+            raise LocatedError(
+                f"processes = {self.processes} is more than cores = {self.cores}; every worker "
+                "process needs a core of its own: lower processes or raise cores.",
+                ("processes",),
+            )
+        return self

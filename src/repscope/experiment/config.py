@@ -12,7 +12,9 @@ Keys (defaults after ``=``; keys without one are required)
 ``[study]``
     ``name``, ``question`` (strings; the question heads the report), ``output`` (results
     folder), ``seed = 0``, ``device = "auto"`` (``"auto"``, ``"cpu"``, ``"cuda"``,
-    ``"cuda:N"``).
+    ``"cuda:N"``), ``threads = 1`` (BLAS and torch threads of every task: with the same value
+    the tables are identical bit for bit in process and on any number of Dask workers; raise
+    it to use more cores of one machine in process).
 ``[models]``
     Either ``specs = [...]``, model spec strings (:func:`repscope.io.models.parse_model_spec`:
     ``"timm:convnext_tiny.fb_in1k"``, ``"minizoo:cnn-w8-d1-n500"``, ...), or
@@ -52,6 +54,22 @@ Keys (defaults after ``=``; keys without one are required)
 ``[statistics]``
     ``covariates = ["family", "log_params"]`` (of :data:`COVARIATES`), ``bootstrap = 10000``,
     ``permutations = 10000``, ``confidence = 0.95``.
+``[cluster]`` (optional)
+    Where ``repscope run`` runs the per-model stages; without it, in process.
+    ``--workers``/``--scheduler`` override it. Never part of a stage's key, the digest or
+    :meth:`StudyConfig.to_dict`: where the work runs does not change the results.
+    ``kind = "local"`` with ``workers`` (a Dask LocalCluster of that many single-threaded
+    processes); ``kind = "scheduler"`` with ``address`` (``"tcp://host:8786"``, a running Dask
+    scheduler); ``kind = "slurm"`` (a ``dask_jobqueue.SLURMCluster``): ``cores`` (CPUs per job)
+    and ``memory`` (per job, e.g. ``"16GB"``) required, ``jobs = 1`` (jobs submitted),
+    ``processes`` (single-threaded worker processes per job, default ``cores``; with
+    ``[study] threads = T`` write ``cores / T``), ``queue`` (partition), ``account``,
+    ``walltime`` (``"HH:MM:SS"`` or ``"D-HH:MM:SS"``), ``job_extra_directives = []``
+    (``#SBATCH`` options, e.g. ``["--gres=gpu:1"]``), ``job_script_prologue = []`` (shell lines
+    run before the worker, e.g. ``["module load cuda", "source venv/bin/activate"]``),
+    ``local_directory`` (worker scratch on the node, e.g. ``"$TMPDIR"``), ``python`` (the
+    interpreter on the nodes, default this one). Unset SLURM options fall back to
+    dask-jobqueue's ``jobqueue.yaml``. A key of another kind is an error.
 
 Examples
 --------
@@ -90,6 +108,7 @@ from repscope.experiment._sections import (
     COVARIATES,
     AlignmentSection,
     BrainSection,
+    ClusterSection,
     DimensionSection,
     EmbeddingSection,
     LocatedError,
@@ -105,6 +124,7 @@ __all__ = [
     "COVARIATES",
     "AlignmentSection",
     "BrainSection",
+    "ClusterSection",
     "ConfigError",
     "DimensionSection",
     "EmbeddingSection",
@@ -141,6 +161,8 @@ class StudyConfig(BaseModel):
         Their sections, defaults filled.
     brain : BrainSection or None
         None when the study has no ``[brain]`` section.
+    cluster : ClusterSection or None
+        Where ``repscope run`` runs the per-model stages; None: in process.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -154,6 +176,7 @@ class StudyConfig(BaseModel):
     alignment: AlignmentSection = Field(default_factory=AlignmentSection)
     brain: BrainSection | None = None
     statistics: StatisticsSection = Field(default_factory=StatisticsSection)
+    cluster: ClusterSection | None = None
 
     @property
     def model_specs(self) -> tuple[str, ...]:
@@ -164,8 +187,10 @@ class StudyConfig(BaseModel):
         """Every setting, defaults included, as JSON-able data (for ``run.json``).
 
         Paths are absolute strings, arrays lists; ``models.model_specs`` lists the models.
+        ``cluster`` is left out: the stage keys and the digest are computed from this dict,
+        and where the stages run does not change their results.
         """
-        data = self.model_dump(mode="json")
+        data = self.model_dump(mode="json", exclude={"cluster"})
         data["models"]["model_specs"] = list(self.model_specs)
         return data
 

@@ -15,8 +15,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
+import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from repscope._provenance import library_versions
+from repscope._threads import pinned_threads
 from repscope.experiment.measures import (
     alignment_rows,
     brain_rows,
@@ -33,6 +37,7 @@ from repscope.experiment.measures import (
     roi_lid_rows,
 )
 from repscope.io.atomic import atomic_write_bytes, atomic_write_json
+from repscope.io.paths import inside
 from repscope.results import MEASURE_COLUMNS, MODEL_COLUMNS
 
 __all__ = [
@@ -47,6 +52,8 @@ __all__ = [
 ]
 
 PARTS = "parts"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -104,7 +111,7 @@ class StudyRun:
 
 
 #: Bumped when a stage's computation changes, so older part files are not reused.
-PARTS_VERSION = 2
+PARTS_VERSION = 3
 
 
 def _digest(*parts: Any) -> str:
@@ -119,31 +126,52 @@ def _slug(text: str) -> str:
 def _part(
     stage: Stage, folder: Path, compute: Callable[..., pd.DataFrame], *args: Any
 ) -> pd.DataFrame:
-    """The stage's part file if a finished one exists, else ``compute(*args)`` written there.
+    """The stage's part file if a finished, intact one exists, else ``compute(*args)`` written.
 
-    The frame's ``attrs["reused"]`` says which. A part that cannot be read (damaged, cut
-    short) is computed again.
+    A part counts as finished only when its ``.sha256`` sidecar, written after it, matches its
+    content: a part cut short, damaged, or left without a sidecar by a killed run is computed
+    again. The frame's ``attrs["reused"]`` says which.
     """
-    path = folder / f"{stage.kind}-{_slug(stage.name)}-{stage.key}.parquet"
-    if path.is_file():
-        try:
-            frame = pd.read_parquet(path)
-        except (OSError, ValueError):
-            pass
-        else:
-            frame.attrs["reused"] = True
-            return frame
+    path = inside(folder, f"{stage.kind}-{_slug(stage.name)}-{stage.key}.parquet")
+    frame = _read_part(path)
+    if frame is not None:
+        frame.attrs["reused"] = True
+        return frame
     frame = compute(*args)
-    write_parquet(path, frame)
+    digest = write_parquet(path, frame)
+    atomic_write_bytes(_sidecar(path), digest.encode())
     frame.attrs["reused"] = False
     return frame
 
 
-def write_parquet(path: Path, frame: pd.DataFrame) -> None:
-    """Write ``frame`` to ``path`` as Parquet, atomically."""
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _read_part(path: Path) -> pd.DataFrame | None:
+    """The part at ``path`` if its content matches its recorded hash, else None (logged)."""
+    from repscope.io.atomic import sha256_bytes
+
+    if not (path.is_file() and _sidecar(path).is_file()):
+        return None
+    data = path.read_bytes()
+    if sha256_bytes(data) != _sidecar(path).read_text().strip():
+        logger.warning("part %s fails its sha256 check; computing it again", path.name)
+        return None
+    return pd.read_parquet(io.BytesIO(data))
+
+
+def write_parquet(path: Path, frame: pd.DataFrame) -> str:
+    """Write ``frame`` to ``path`` as Parquet, atomically; return the file's SHA-256.
+
+    ``frame.attrs`` is left out: pandas would store it in the file's metadata, and it holds
+    bookkeeping (whether a part was reused) that must not change a table's bytes.
+    """
     buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    atomic_write_bytes(path, buffer.getvalue())
+    table = frame.copy(deep=False)
+    table.attrs = {}
+    table.to_parquet(buffer, index=False)
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 # ---- the plan -------------------------------------------------------------------------------
@@ -192,22 +220,32 @@ def plan_study(config: Any, n_images: int) -> list[Stage]:
     Returns
     -------
     list of Stage
+
+    Notes
+    -----
+    ``memory_bytes`` come from the estimators of :mod:`repscope._memory` (the ones each stage
+    checks before it starts), via :func:`repscope._memory.study_stage_bytes`. The embedding
+    width is unknown before extraction, so a width of 2048 is assumed, and 20 000 voxels per
+    subject; simulation, statistics and the report keep fixed figures.
     """
     from repscope._backend import resolve_device
+    from repscope._memory import study_stage_bytes
 
     device = resolve_device(config.study.device).type
+    memory = study_stage_bytes(config, n_images)
     cfg = config.to_dict()
     specs = list(config.model_specs)
     stages: list[Stage] = []
     if config.brain is not None and config.brain.simulated is not None:
         stages.append(Stage("simulate", "brain", _digest(cfg["brain"]), 30.0, 1e9))
     per_image = 1.0 / _IMAGES_PER_SECOND[device]
-    k_max = max(config.dimension.k)
     for spec in specs:
         for layer in config.embedding.layers:
             name = f"{spec}@{layer}"
             base = (spec, layer, cfg["stimuli"], cfg["embedding"], config.models.pretrained)
-            stages.append(Stage("extract", name, _digest(*base), n_images * per_image, 2e9))
+            stages.append(
+                Stage("extract", name, _digest(*base), n_images * per_image, memory["extract"])
+            )
             lid_s = (
                 n_images**2
                 / 1e6
@@ -220,7 +258,7 @@ def plan_study(config: Any, n_images: int) -> list[Stage]:
                     name,
                     _digest(*base, cfg["dimension"], cfg["preprocessing"]),
                     lid_s,
-                    n_images * k_max * 16.0,
+                    memory["dimension"],
                 )
             )
     ridge_s = n_images * 300**2 * 6 / 1e9 * _RIDGE_SECONDS_PER_GFLOP * 20
@@ -240,7 +278,7 @@ def plan_study(config: Any, n_images: int) -> list[Stage]:
                     config.study.seed,
                 ),
                 2 * ridge_s,
-                n_images * 600 * 8.0,
+                memory["alignment"],
             )
         )
     if config.brain is not None:
@@ -260,7 +298,7 @@ def plan_study(config: Any, n_images: int) -> list[Stage]:
                         config.study.seed,
                     ),
                     ridge_s * len(config.brain.subjects),
-                    n_images * 1e4 * 8.0,
+                    memory["brain"],
                 )
             )
         stages.append(
@@ -269,7 +307,7 @@ def plan_study(config: Any, n_images: int) -> list[Stage]:
                 "brain",
                 _digest(cfg["brain"], cfg["dimension"]),
                 lid_s * len(config.brain.subjects),
-                n_images * k_max * 16.0,
+                memory["brain-lid"],
             )
         )
     stages.append(Stage("statistics", "zoo", _digest(cfg), 5.0 + 0.5 * len(specs), 5e8))
@@ -331,7 +369,7 @@ def _stimuli(config: Any, brains: Sequence[Any], brain_root: Path | None) -> Any
         stimuli = open_stimuli(source)
     n = config.stimuli.n_images
     if n is not None and n < len(stimuli.ids):
-        stimuli = stimuli.select(np.arange(n))
+        stimuli = stimuli.select(stimuli.ids[:n])  # select takes ids, not positions
     return stimuli
 
 
@@ -492,18 +530,32 @@ def run_study(
     -------
     StudyRun
     """
-    from repscope._progress import progress_bar
     from repscope.experiment.executor import serial_executor
 
+    with pinned_threads(config.study.threads):
+        return _run_study(config, progress, cache_dir, on_plan, executor or serial_executor())
+
+
+def _run_study(
+    config: Any,
+    progress: bool,
+    cache_dir: str | Path | None,
+    on_plan: Callable[[list[Stage]], None] | None,
+    executor: Any,
+) -> StudyRun:
+    from repscope._progress import progress_bar
+    from repscope.experiment._preflight import check_inputs, check_output
+
     start = time.perf_counter()
-    executor = executor or serial_executor()
     output = Path(config.study.output)
+    check_output(output)  # bad input fails before any work (experiment/_preflight.py)
     parts_dir = output / PARTS
     specs = list(config.model_specs)
     probe = plan_study(config, n_images=0)
     brain_root = _brain_root(config, output, probe, cache_dir)
     brains = _load_brains(config, brain_root)
     stimuli = _stimuli(config, brains, brain_root)
+    check_inputs(config, stimuli, brains)
     stages = plan_study(config, n_images=len(stimuli.ids))
     if on_plan is not None:
         on_plan(stages)
@@ -542,23 +594,25 @@ def run_study(
             advance(1)
         reused = sum(bool(f.attrs.get("reused")) for f in frames)
         measures = pd.concat(frames, ignore_index=True).astype(MEASURE_COLUMNS)
+        measures.attrs = {}
         statistics, by_k = _statistics(measures, models, config)
         scaling = scaling_table(measures, models, config)
         advance(1)
-        files = _write_tables(
-            output,
-            {
-                "measures": measures,
-                "models": models,
-                "statistics": statistics,
-                "correlation_by_k": by_k,
-                "scaling": scaling,
-            },
-        )
-        report = _report(output, config, measures, models, statistics, by_k, scaling)
-        advance(1)
-    seconds = time.perf_counter() - start
-    files["run"] = _write_provenance(output, config, stages, reused, seconds)
+        tables = {
+            "measures": measures,
+            "models": models,
+            "statistics": statistics,
+            "correlation_by_k": by_k,
+            "scaling": scaling,
+        }
+        with _final_outputs(output):
+            files = _write_tables(output, tables)
+            report = _report(output, config, measures, models, statistics, by_k, scaling)
+            advance(1)
+            seconds = time.perf_counter() - start
+            files["run"] = _write_provenance(
+                output, config, stages, reused, seconds, _where(executor)
+            )
     return StudyRun(
         output=output,
         measures=measures,
@@ -611,8 +665,10 @@ def _dimension(spec: str, layer: str, X: np.ndarray, config: Any) -> pd.DataFram
 def _dimension_task(
     stage: Stage, parts: Path, spec: str, layer: str, shared: dict[str, Any]
 ) -> pd.DataFrame:
-    emb = _extract(spec, layer, shared["stimuli"], shared["config"], shared["cache_dir"])
-    return _part(stage, parts, _dimension, spec, layer, emb.X, shared["config"])
+    config = shared["config"]
+    with pinned_threads(config.study.threads):
+        emb = _extract(spec, layer, shared["stimuli"], config, shared["cache_dir"])
+        return _part(stage, parts, _dimension, spec, layer, emb.X, config)
 
 
 def _alignment_task(
@@ -623,14 +679,17 @@ def _alignment_task(
     targets: Sequence[str],
     shared: dict[str, Any],
 ) -> pd.DataFrame:
+    config = shared["config"]
+
     def compute() -> pd.DataFrame:
         embeddings = {
-            name: _extract(name, layer, shared["stimuli"], shared["config"], shared["cache_dir"]).X
+            name: _extract(name, layer, shared["stimuli"], config, shared["cache_dir"]).X
             for name in {spec, *targets}
         }
-        return _alignment_frame(spec, layer, embeddings, targets, shared["config"])
+        return _alignment_frame(spec, layer, embeddings, targets, config)
 
-    return _part(stage, parts, compute)
+    with pinned_threads(config.study.threads):
+        return _part(stage, parts, compute)
 
 
 def _brain_task(
@@ -642,11 +701,14 @@ def _brain_task(
     roi_lid: pd.DataFrame,
     shared: dict[str, Any],
 ) -> pd.DataFrame:
-    def compute() -> pd.DataFrame:
-        emb = _extract(spec, layer, shared["stimuli"], shared["config"], shared["cache_dir"])
-        return _brain(spec, layer, emb, brains, roi_lid, shared["config"])
+    config = shared["config"]
 
-    return _part(stage, parts, compute)
+    def compute() -> pd.DataFrame:
+        emb = _extract(spec, layer, shared["stimuli"], config, shared["cache_dir"])
+        return _brain(spec, layer, emb, brains, roi_lid, config)
+
+    with pinned_threads(config.study.threads):
+        return _part(stage, parts, compute)
 
 
 def _roi_lid_frame(brains: Sequence[Any], config: Any) -> pd.DataFrame:
@@ -733,7 +795,11 @@ def _statistics(
     pairs = _enough_models(
         stats.default_pairs(measures, models, estimator=estimator, layer=layer), measures, models
     )
-    table = stats.zoo_statistics(measures, models, pairs=pairs, covariates=st.covariates, **options)
+    table = (
+        stats.zoo_statistics(measures, models, pairs=pairs, covariates=st.covariates, **options)
+        if pairs
+        else pd.DataFrame(columns=list(stats.ZOO_COLUMNS)).astype(stats.ZOO_COLUMNS)
+    )
     ys = sorted({str(y) for x, y in pairs if x.name == "lid"})
     curves = [
         stats.correlation_by_k(measures, models, y=y, estimator=estimator, layer=layer, **options)
@@ -769,7 +835,7 @@ def _report(
         estimator=config.dimension.estimators[0],
     )
     for i, item in enumerate(figures):
-        save_figure(item[1], output / "figures" / f"{i + 1:02d}-{_slug(item[0])}")
+        save_figure(item[1], inside(output, "figures", f"{i + 1:02d}-{_slug(item[0])}"))
     return write_report(
         output / "report.html",
         question=config.study.question,
@@ -867,11 +933,37 @@ def _enough_models(pairs: list[Any], measures: pd.DataFrame, models: pd.DataFram
     return kept
 
 
+#: The final tables, ``<name>.parquet`` in the output folder.
+TABLES = ("measures", "models", "statistics", "correlation_by_k", "scaling")
+
+
+@contextmanager
+def _final_outputs(output: Path) -> Iterator[None]:
+    """Replace the output's tables, figures, report and ``run.json`` as one set.
+
+    The previous run's set is removed first and this run's is removed again if writing it
+    fails (a full disk, a kill), so the folder never holds a mix, nor tables without the
+    ``run.json`` that is written last. The parts stay, so the next run resumes.
+    """
+    _remove_final_outputs(output)
+    try:
+        yield
+    except BaseException:
+        _remove_final_outputs(output)
+        raise
+
+
+def _remove_final_outputs(output: Path) -> None:
+    for name in (*(f"{t}.parquet" for t in TABLES), "report.html", "run.json"):
+        (output / name).unlink(missing_ok=True)
+    shutil.rmtree(output / "figures", ignore_errors=True)
+
+
 def _write_tables(output: Path, tables: dict[str, pd.DataFrame]) -> dict[str, Path]:
     files = {}
-    for name, frame in tables.items():
+    for name in TABLES:
         files[name] = output / f"{name}.parquet"
-        write_parquet(files[name], frame)
+        write_parquet(files[name], tables[name])
     return files
 
 
@@ -929,8 +1021,21 @@ def scaling_table(measures: pd.DataFrame, models: pd.DataFrame, config: Any) -> 
     return pd.DataFrame(rows, columns=list(SCALING_COLUMNS))
 
 
+def _where(executor: Any) -> str:
+    """Where the per-model stages ran, for ``run.json``."""
+    client = getattr(executor, "client", None)
+    if client is None:
+        return "in process"
+    return f"dask: {len(client.nthreads())} workers at {client.scheduler.address}"
+
+
 def _write_provenance(
-    output: Path, config: Any, stages: Sequence[Stage], reused: int, seconds: float
+    output: Path,
+    config: Any,
+    stages: Sequence[Stage],
+    reused: int,
+    seconds: float,
+    where: str,
 ) -> Path:
     import repscope
 
@@ -943,6 +1048,8 @@ def _write_provenance(
             "config": config.to_dict(),
             "stages": [s.__dict__ for s in stages],
             "stages_reused": reused,
+            "executor": where,
+            "threads_per_task": config.study.threads,
             "seconds": round(seconds, 3),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         },

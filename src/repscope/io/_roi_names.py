@@ -111,9 +111,12 @@ def _resolve_one(request: str, labels: Mapping[str, Mapping[int, str]]) -> RoiRe
         if ids is not None:
             matches[family] = ids
     if not matches:
+        from repscope.io._model_spec import near_matches
+
+        names = sorted({n for t in labels.values() for i, n in t.items() if i > 0} | set(labels))
         raise InputError(
             f"unknown ROI {request!r}; available: {available_listing(labels)} "
-            "(or a family name, or V1/V2/V3 for ventral+dorsal)."
+            f"(or a family name, or V1/V2/V3 for ventral+dorsal){near_matches(request, names)}."
         )
     curated = {family: ids for family, ids in matches.items() if family not in ATLAS_FAMILIES}
     if curated:

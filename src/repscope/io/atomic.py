@@ -10,6 +10,7 @@ or a stray ``.tmp-*`` file that readers never open. pooch writes its downloads t
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -55,10 +56,11 @@ def atomic_write(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterato
         file is removed and ``path`` is left untouched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=path.suffix, dir=path.parent)
+    with _disk_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=path.suffix, dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with _disk_errors(path), os.fdopen(fd, "wb") as fh:
             yield fh
             if fsync:
                 fh.flush()
@@ -68,6 +70,33 @@ def atomic_write(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterato
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+#: errno values of a full disk or an exhausted quota.
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+@contextlib.contextmanager
+def _disk_errors(path: Path) -> Iterator[None]:
+    """Re-raise a full disk or an unwritable folder as one line naming the file and the fix."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in _NO_SPACE:
+            message = (
+                f"no space left on the disk holding {path.parent} (writing {path.name}); free "
+                "space there or point the output or cache folder at a larger disk"
+            )
+        elif exc.errno in (errno.EACCES, errno.EROFS, errno.ENOTDIR, errno.EEXIST):
+            message = (
+                f"cannot write {path} ({exc.strerror}); choose an output or cache folder you "
+                "can write to"
+            )
+        else:
+            raise
+        error = OSError(message)  # str() is the message alone, without "[Errno N]"
+        error.errno = exc.errno
+        raise error from exc
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, fsync: bool = True) -> str:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from repscope import _memory
 from repscope._backend import resolve_device
 from repscope._progress import progress_bar
 from repscope._provenance import library_versions
@@ -204,8 +205,12 @@ class _Run:
         workers = _auto_workers(self.dev) if num_workers == "auto" else int(num_workers)
         started, t0 = time.strftime("%Y-%m-%dT%H:%M:%S%z"), time.perf_counter()
         label = f"{self.key.model} [{self.key.layer}]"
+        checked = False
         with progress_bar(len(remaining), label, unit="img", enabled=progress) as advance:
             for chunk in self._batches(remaining, forward, workers, on_error):
+                if not checked and chunk.X.size:  # the width is known from the first batch
+                    self._check_memory(chunk.X.shape[1])
+                    checked = True
                 if self.store is not None:
                     self.store.save_chunk(self.key, chunk)
                 self.chunks.append(chunk)
@@ -219,6 +224,22 @@ class _Run:
             )
         provenance = self._provenance(forward, workers, started, seconds, len(remaining), merged)
         return self._finish(merged, provenance)
+
+    def _check_memory(self, width: int) -> None:
+        """Refuse a run whose features (kept per batch, joined, serialized) will not fit."""
+        n = len(self.stim)
+        held = sum(c.X.nbytes for c in self.chunks)  # batches of a resumed run, in memory
+        features = _memory.extraction_bytes(
+            n, width, batch_size=0, model_bytes=0.0, cached=self.store is not None
+        )
+        need = features - held
+        _memory.check_memory(
+            f"extract: {n} stimuli × {width} float32 features",
+            need,
+            "cpu",
+            "extract a layer with fewer features, or embed the stimuli in parts (each is "
+            "cached separately).",
+        )
 
     def _batches(self, remaining: np.ndarray, forward: _Forward, workers: int, on_error: str):
         """Yield one BatchChunk per DataLoader batch of the remaining positions."""
