@@ -21,9 +21,10 @@ import pytest
 
 from cli_helpers import assert_one_line_error, invoke
 from repscope._validation import InputError
-from repscope.experiment.config import ClusterSection, ConfigError, load_config, parse_config
+from repscope.experiment.config import ClusterSection, load_config, parse_config
 from repscope.experiment.executor import DaskExecutor, cluster_executor, slurm_cluster
 from repscope.experiment.run import plan_study
+from test_config import error_of as config_error
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 STUDY = """\
@@ -64,18 +65,6 @@ MINIMAL = '[cluster]\nkind = "slurm"\ncores = 8\nmemory = "16GB"\n'
 
 def cluster_of(text: str, tmp_path: Path) -> ClusterSection:
     return parse_config(STUDY + text, base_dir=tmp_path).cluster
-
-
-def error_of(tmp_path: Path, cluster: str) -> tuple[str, str]:
-    """(message, text) of loading the study with ``cluster`` from a file; one line."""
-    text = STUDY + cluster
-    path = tmp_path / "study.toml"
-    path.write_text(text)
-    with pytest.raises(ConfigError) as info:
-        load_config(path)
-    message = str(info.value)
-    assert "\n" not in message
-    return message, text
 
 
 # ---- parsing ----------------------------------------------------------------------------------
@@ -238,7 +227,8 @@ ERRORS = [
 
 @pytest.mark.parametrize(("cluster", "marker", "pattern"), ERRORS)
 def test_error_names_the_key_and_the_fix(tmp_path, cluster, marker, pattern):
-    message, text = error_of(tmp_path, cluster)
+    text = STUDY + cluster
+    message = config_error(tmp_path, text)
     line = text[: text.index(marker)].count("\n") + 1
     assert message.startswith(f"{tmp_path / 'study.toml'}:{line}: "), message
     assert re.search(pattern, message), message

@@ -31,27 +31,14 @@ def test_a_checkpoint_that_would_run_code_is_refused_unrun(tmp_path: Path) -> No
     torch.load(checkpoint, weights_only=False)  # the plain unpickler does run it
     assert marker.exists()
     marker.rmdir()
-    result = invoke(
-        "extract",
-        f"local:{checkpoint}?arch=convnext_atto",
-        "--stimuli",
-        "builtin:digits",
-        "--out",
-        tmp_path / "emb.npz",
-        "--cache-dir",
-        tmp_path / "cache",
-    )
+
+    def extract(spec: str):  # type: ignore[no-untyped-def]
+        out = ["--out", tmp_path / "emb.npz", "--cache-dir", tmp_path / "cache"]
+        return invoke("extract", spec, "--stimuli", "builtin:digits", *out)
+
+    result = extract(f"local:{checkpoint}?arch=convnext_atto")
     assert_one_line_error(result, r"weights_only=True.*\.safetensors")
-    as_torchscript = invoke(
-        "extract",
-        f"local:{checkpoint}",
-        "--stimuli",
-        "builtin:digits",
-        "--out",
-        tmp_path / "emb.npz",
-        "--cache-dir",
-        tmp_path / "cache",
-    )
+    as_torchscript = extract(f"local:{checkpoint}")
     assert_one_line_error(as_torchscript, r"not a TorchScript archive")
     assert not marker.exists()
     assert not (tmp_path / "emb.npz").exists()

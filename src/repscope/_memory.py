@@ -413,6 +413,11 @@ def _ridge_parts(
     return standardize, held, transient, work
 
 
+def _test_rows(n: int, test_size: float, n_test: int | None) -> int:
+    """Held-out rows of a ridge fit: ``n_test`` when given, else ``ceil(test_size * n)``."""
+    return math.ceil(test_size * n) if n_test is None else int(n_test)
+
+
 def ridge_bytes(
     n_samples: int,
     n_features: int,
@@ -437,7 +442,7 @@ def ridge_bytes(
     overrides ``test_size``.
     """
     n, p, t = int(n_samples), int(n_features), int(n_targets)
-    n_te = math.ceil(test_size * n) if n_test is None else int(n_test)
+    n_te = _test_rows(n, test_size, n_test)
     convert = _to_f64(n, p, x_itemsize) + _to_f64(n, t, y_itemsize)
     standardize, held, transient, work = _ridge_parts(n, p, t, cv, n_alphas, n_te, batch_targets)
     outputs = 12 * t * _F64
@@ -457,7 +462,7 @@ def ridge_device_bytes(
 ) -> float:
     """Bytes the ridge kernel holds on an accelerator (design, fold bases, one batch)."""
     n, p, t = int(n_samples), int(n_features), int(n_targets)
-    n_te = math.ceil(test_size * n) if n_test is None else int(n_test)
+    n_te = _test_rows(n, test_size, n_test)
     _, held, transient, work = _ridge_parts(n, p, t, cv, n_alphas, n_te, batch_targets)
     return held + max(transient, work)
 
@@ -487,7 +492,7 @@ def brain_alignment_bytes(
     n_stim = n if n_stimuli is None else int(n_stimuli)
     convert = _to_f64(n_stim, d, x_itemsize)
     responses = n * v * y_itemsize + n * v  # the copy and its isfinite mask
-    n_te = math.ceil(test_size * n) if n_test is None else int(n_test)
+    n_te = _test_rows(n, test_size, n_test)
     n_tr = n - n_te
     if pca is None:
         project = n * d * _F64

@@ -28,6 +28,7 @@ import numpy.typing as npt
 
 from repscope import _backend
 from repscope._validation import InputError, check_embedding
+from repscope.alignment._pairs import check_n_neighbors
 from repscope.dimension.estimate import (
     LocalDimensionResult,
     check_options,
@@ -95,7 +96,7 @@ def distributed_knn(
     array([4., 6.])
     """
     X64 = check_embedding(X, name="X", min_samples=2)
-    k = _check_n_neighbors(n_neighbors, len(X64))
+    k = check_n_neighbors(n_neighbors, len(X64), name="n_neighbors")
     block = _check_block_size(block_size, len(X64))
     distributed = _import_distributed()
     starts = list(range(0, len(X64), block))
@@ -183,18 +184,6 @@ def distributed_local_dimension(
         neighbors=neighbors,
         **kwargs,
     )
-
-
-def _check_n_neighbors(n_neighbors: int, n_samples: int) -> int:
-    """K as an int, between 1 and n_samples - 1 (self excluded)."""
-    if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, (int, np.integer)):
-        raise InputError(f"n_neighbors={n_neighbors!r} is not an integer; pass e.g. 20.")
-    if not 1 <= n_neighbors <= n_samples - 1:
-        raise InputError(
-            f"n_neighbors={n_neighbors} must be between 1 and {n_samples - 1} "
-            f"(n_samples={n_samples}, self excluded); pass n_neighbors <= {n_samples - 1}."
-        )
-    return int(n_neighbors)
 
 
 def _check_block_size(block_size: int | None, n_samples: int) -> int:
