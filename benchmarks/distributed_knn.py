@@ -7,7 +7,7 @@ single-threaded worker processes, checks that each result is identical to the en
 measures one block-pair search and one merge on a worker. Prints seconds and a projection for a
 cluster: ``pairs × per-pair / workers + merges × per-merge / workers``.
 
-Usage: ``python benchmarks/distributed_knn.py [--n 200000] [--block-size 16384]
+Usage: ``python benchmarks/distributed_knn.py [--quick] [--n 60000] [--block-size 15000]
 [--project-n 1000000] [--project-workers 64]``.
 """
 
@@ -85,11 +85,14 @@ def project(n: int, block: int, workers: int, t_pair: float, t_merge: float) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=200_000)
-    parser.add_argument("--block-size", type=int, default=16_384)
+    parser.add_argument("--n", type=int, default=60_000)
+    parser.add_argument("--block-size", type=int, default=15_000)
+    parser.add_argument("--quick", action="store_true", help="N = 20 000, blocks of 5 000")
     parser.add_argument("--project-n", type=int, default=1_000_000)
     parser.add_argument("--project-workers", type=int, default=64)
     args = parser.parse_args()
+    if args.quick:
+        args.n, args.block_size = 20_000, 5_000
 
     from repscope import knn
 
