@@ -172,8 +172,10 @@ def check_writable_folder(folder: str | os.PathLike[str], what: str) -> None:
         raise InputError(
             f"{what} {folder} cannot be created: {existing} is a file; pass a folder elsewhere."
         )
+    from repscope.io.atomic import TEMP_PREFIX
+
     try:
-        os.rmdir(tempfile.mkdtemp(prefix=".tmp-", dir=existing))
+        os.rmdir(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=existing))
     except OSError as exc:
         where = "is not writable" if existing == folder else f"cannot be created in {existing}"
         raise InputError(

@@ -12,6 +12,7 @@ recomputes only what depends on it. The final tables are ``measures.parquet``,
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -36,7 +37,7 @@ from repscope.experiment.measures import (
     measure_frame,
     roi_lid_rows,
 )
-from repscope.io.atomic import atomic_write_bytes, atomic_write_json
+from repscope.io.atomic import atomic_write_bytes, atomic_write_json, sha256_bytes
 from repscope.io.paths import inside
 from repscope.results import MEASURE_COLUMNS, MODEL_COLUMNS
 
@@ -123,25 +124,28 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-." else "_" for c in text)[:60]
 
 
-def _part(
-    stage: Stage, folder: Path, compute: Callable[..., pd.DataFrame], *args: Any
-) -> pd.DataFrame:
+class Part(NamedTuple):
+    """A stage's rows, and whether an earlier run had written them."""
+
+    frame: pd.DataFrame
+    reused: bool
+
+
+def _part(stage: Stage, folder: Path, compute: Callable[..., pd.DataFrame], *args: Any) -> Part:
     """The stage's part file if a finished, intact one exists, else ``compute(*args)`` written.
 
     A part counts as finished only when its ``.sha256`` sidecar, written after it, matches its
     content: a part cut short, damaged, or left without a sidecar by a killed run is computed
-    again. The frame's ``attrs["reused"]`` says which.
+    again.
     """
     path = inside(folder, f"{stage.kind}-{_slug(stage.name)}-{stage.key}.parquet")
     frame = _read_part(path)
     if frame is not None:
-        frame.attrs["reused"] = True
-        return frame
+        return Part(frame, reused=True)
     frame = compute(*args)
     digest = write_parquet(path, frame)
     atomic_write_bytes(_sidecar(path), digest.encode())
-    frame.attrs["reused"] = False
-    return frame
+    return Part(frame, reused=False)
 
 
 def _sidecar(path: Path) -> Path:
@@ -150,8 +154,6 @@ def _sidecar(path: Path) -> Path:
 
 def _read_part(path: Path) -> pd.DataFrame | None:
     """The part at ``path`` if its content matches its recorded hash, else None (logged)."""
-    from repscope.io.atomic import sha256_bytes
-
     if not (path.is_file() and _sidecar(path).is_file()):
         return None
     data = path.read_bytes()
@@ -162,15 +164,9 @@ def _read_part(path: Path) -> pd.DataFrame | None:
 
 
 def write_parquet(path: Path, frame: pd.DataFrame) -> str:
-    """Write ``frame`` to ``path`` as Parquet, atomically; return the file's SHA-256.
-
-    ``frame.attrs`` is left out: pandas would store it in the file's metadata, and it holds
-    bookkeeping (whether a part was reused) that must not change a table's bytes.
-    """
+    """Write ``frame`` to ``path`` as Parquet, atomically; return the file's SHA-256."""
     buffer = io.BytesIO()
-    table = frame.copy(deep=False)
-    table.attrs = {}
-    table.to_parquet(buffer, index=False)
+    frame.to_parquet(buffer, index=False)
     return atomic_write_bytes(path, buffer.getvalue())
 
 
@@ -566,13 +562,13 @@ def _run_study(
     with progress_bar(len(stages), "study", unit="stage", enabled=progress) as advance:
         advance(sum(s.kind == "simulate" for s in stages))
         pairs = [(spec, layer) for spec in specs for layer in config.embedding.layers]
-        frames = executor.map(
+        parts = executor.map(
             _dimension_task,
             [(by_key[("dimension", f"{s}@{ly}")], parts_dir, s, ly, shared) for s, ly in pairs],
             advance=lambda: advance(2),  # the extraction and the dimension stage
         )
         targets = _targets(specs, models, config.alignment.reference)
-        frames += executor.map(
+        parts += executor.map(
             _alignment_task,
             [(by_key[("alignment", s)], parts_dir, s, layer0, targets, shared) for s in specs],
             advance=advance,
@@ -582,19 +578,18 @@ def _run_study(
             roi_lid = _part(
                 by_key[("brain-lid", "brain")], parts_dir, _roi_lid_frame, brains, config
             )
-            frames.append(roi_lid)
-            frames += executor.map(
+            parts.append(roi_lid)
+            parts += executor.map(
                 _brain_task,
                 [
-                    (by_key[("brain", s)], parts_dir, s, layer0, brain_data, roi_lid, shared)
+                    (by_key[("brain", s)], parts_dir, s, layer0, brain_data, roi_lid.frame, shared)
                     for s in specs
                 ],
                 advance=advance,
             )
             advance(1)
-        reused = sum(bool(f.attrs.get("reused")) for f in frames)
-        measures = pd.concat(frames, ignore_index=True).astype(MEASURE_COLUMNS)
-        measures.attrs = {}
+        reused = sum(p.reused for p in parts)
+        measures = pd.concat([p.frame for p in parts], ignore_index=True).astype(MEASURE_COLUMNS)
         statistics, by_k = _statistics(measures, models, config)
         scaling = scaling_table(measures, models, config)
         advance(1)
@@ -662,15 +657,30 @@ def _dimension(spec: str, layer: str, X: np.ndarray, config: Any) -> pd.DataFram
 # them; each reads its embeddings from the cache and writes its own part file.
 
 
+def _pinned_task(task: Callable[..., Part]) -> Callable[..., Part]:
+    """``task`` run with ``[study] threads`` compute threads; its last argument is ``shared``.
+
+    Every task pins its threads wherever it runs (this process or a Dask worker), which makes
+    the tables identical bit for bit on any number of workers.
+    """
+
+    @functools.wraps(task)
+    def pinned(*args: Any) -> Part:
+        with pinned_threads(args[-1]["config"].study.threads):
+            return task(*args)
+
+    return pinned
+
+
+@_pinned_task
 def _dimension_task(
     stage: Stage, parts: Path, spec: str, layer: str, shared: dict[str, Any]
-) -> pd.DataFrame:
-    config = shared["config"]
-    with pinned_threads(config.study.threads):
-        emb = _extract(spec, layer, shared["stimuli"], config, shared["cache_dir"])
-        return _part(stage, parts, _dimension, spec, layer, emb.X, config)
+) -> Part:
+    emb = _extract(spec, layer, shared["stimuli"], shared["config"], shared["cache_dir"])
+    return _part(stage, parts, _dimension, spec, layer, emb.X, shared["config"])
 
 
+@_pinned_task
 def _alignment_task(
     stage: Stage,
     parts: Path,
@@ -678,20 +688,18 @@ def _alignment_task(
     layer: str,
     targets: Sequence[str],
     shared: dict[str, Any],
-) -> pd.DataFrame:
-    config = shared["config"]
-
+) -> Part:
     def compute() -> pd.DataFrame:
         embeddings = {
-            name: _extract(name, layer, shared["stimuli"], config, shared["cache_dir"]).X
+            name: _extract(name, layer, shared["stimuli"], shared["config"], shared["cache_dir"]).X
             for name in {spec, *targets}
         }
-        return _alignment_frame(spec, layer, embeddings, targets, config)
+        return _alignment_frame(spec, layer, embeddings, targets, shared["config"])
 
-    with pinned_threads(config.study.threads):
-        return _part(stage, parts, compute)
+    return _part(stage, parts, compute)
 
 
+@_pinned_task
 def _brain_task(
     stage: Stage,
     parts: Path,
@@ -700,15 +708,12 @@ def _brain_task(
     brains: Sequence[Any],
     roi_lid: pd.DataFrame,
     shared: dict[str, Any],
-) -> pd.DataFrame:
-    config = shared["config"]
-
+) -> Part:
     def compute() -> pd.DataFrame:
-        emb = _extract(spec, layer, shared["stimuli"], config, shared["cache_dir"])
-        return _brain(spec, layer, emb, brains, roi_lid, config)
+        emb = _extract(spec, layer, shared["stimuli"], shared["config"], shared["cache_dir"])
+        return _brain(spec, layer, emb, brains, roi_lid, shared["config"])
 
-    with pinned_threads(config.study.threads):
-        return _part(stage, parts, compute)
+    return _part(stage, parts, compute)
 
 
 def _roi_lid_frame(brains: Sequence[Any], config: Any) -> pd.DataFrame:
