@@ -429,6 +429,24 @@ CASES = [
         _line(r"stimuli\.n_images is a string \(\"40\"\), expected an integer; write an integer"),
     ),
     Case(
+        "run: [generalization] data typo",
+        RUN,
+        "bad TOML",
+        _run(("[statistics]", '[generalization]\ndata = "builtin:mnsit"\n\n[statistics]')),
+        lambda env: (  # the key sits one line below the table header the row adds
+            rf"study\.toml:{env.line + 1}: .*'builtin:mnsit' is not a known labelled stimulus "
+            r"set.*write one of"
+        ),
+    ),
+    Case(
+        "run: [generalization] n_train above the MNIST pool",
+        RUN,
+        "K too large",
+        _run(("[statistics]", "[generalization]\nn_train = 4500\n\n[statistics]")),
+        r"\[generalization\] n_train = 4500 exceeds the 4000 training images of builtin:mnist's "
+        r"split; pass n_train <= 4000",
+    ),
+    Case(
         "run: config file missing",
         RUN,
         "bad TOML",

@@ -82,6 +82,17 @@ MEASURES: dict[str, str] = {
     "brain_r2_normalized": "mean R² / mean noise ceiling",
     "brain_profile_distance": "L2 distance of z-scored LID profiles, model vs ROI",
     "roi_lid": "mean pointwise LID of the ROI's response patterns at K (model = 'brain')",
+    "probe_accuracy": "held-out accuracy of a probe (estimator linear or knn) on a labelled set",
+    "gen_lid": "mean MLE of the train embedding at K, as the head sees it (no PCA)",
+    "gen_w1": "Wasserstein-1 between train and test embeddings (estimator exact or sliced)",
+    "gen_lipschitz": "upper bound of the head's Lipschitz constant (estimator = head kind)",
+    "gen_lipschitz_w1": "gen_lipschitz × gen_w1: the shape of the bound on the gap",
+    "gen_train_accuracy": "accuracy of the head on the train images (fraction)",
+    "gen_test_accuracy": "accuracy of the head on the test images (fraction)",
+    "gen_train_loss": "mean cross-entropy of the head on the train images (nats)",
+    "gen_test_loss": "mean cross-entropy of the head on the test images (nats)",
+    "gen_gap_accuracy": "train − test accuracy of the head (fraction)",
+    "gen_gap_loss": "test − train cross-entropy of the head (nats)",
 }
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "correlate",
     "correlation_by_k",
     "default_pairs",
+    "generalization_pairs",
     "partial_correlation",
     "per_model",
     "scaling_fit",
@@ -1119,7 +1120,53 @@ def default_pairs(
         pairs += [(log_params, lid) for lid in lids]
         if has.get("accuracy"):
             pairs.append((accuracy, log_params))
+    return pairs + generalization_pairs(measures)
+
+
+#: The third paper's diagnostics (x) and the gaps they should predict (y).
+GENERALIZATION_X = ("gen_lid", "gen_w1", "gen_lipschitz", "gen_lipschitz_w1")
+GENERALIZATION_Y = ("gen_gap_accuracy", "gen_gap_loss")
+
+
+def generalization_pairs(
+    measures: pd.DataFrame, *, min_models: int = 4
+) -> list[tuple[Quantity, Quantity]]:
+    """Each generalization diagnostic against each gap, per kind of head.
+
+    Parameters
+    ----------
+    measures : DataFrame
+        The measures table; its ``gen_*`` rows come from a study's ``[generalization]`` stage
+        (estimator = head kind, ``own`` or ``probe``).
+    min_models : int
+        A head kind with fewer models is left out: its correlations would be undefined.
+
+    Returns
+    -------
+    list of (Quantity, Quantity)
+        For each head kind: (``gen_lid@mle@k=K``, ``gen_w1@METHOD``, ``gen_lipschitz@HEAD``,
+        ``gen_lipschitz_w1@HEAD``) × (``gen_gap_accuracy@HEAD``, ``gen_gap_loss@HEAD``); empty
+        without ``gen_*`` rows. Models with another head drop out of each pair by the join.
+    """
+    gaps = measures[_equals(measures["measure"], GENERALIZATION_Y[0])]
+    counts = gaps["estimator"].value_counts()
+    heads = sorted(str(h) for h, n in counts.items() if n >= min_models)
+    pairs = []
+    for head in heads:
+        xs = [q for name in GENERALIZATION_X[:2] for q in _pinned_variants(measures, name)]
+        xs += [Quantity(name, estimator=head) for name in GENERALIZATION_X[2:]]
+        ys = [Quantity(name, estimator=head) for name in GENERALIZATION_Y]
+        pairs += [(x, y) for y in ys for x in xs]
     return pairs
+
+
+def _pinned_variants(measures: pd.DataFrame, name: str) -> list[Quantity]:
+    """One quantity per (estimator, K) of ``name`` rows, both pinned."""
+    rows = measures.loc[_equals(measures["measure"], name), ["estimator", "k"]].drop_duplicates()
+    return [
+        Quantity(name, estimator=str(e), k=None if pd.isna(k) else int(k))
+        for e, k in rows.itertuples(index=False)
+    ]
 
 
 def zoo_statistics(

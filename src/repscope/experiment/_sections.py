@@ -40,11 +40,13 @@ __all__ = [
     "CLUSTER_KEYS",
     "CLUSTER_KINDS",
     "COVARIATES",
+    "LABELLED_SETS",
     "AlignmentSection",
     "BrainSection",
     "ClusterSection",
     "DimensionSection",
     "EmbeddingSection",
+    "GeneralizationSection",
     "LocatedError",
     "ModelsSection",
     "PreprocessingSection",
@@ -389,6 +391,29 @@ class StatisticsSection(_Section):
     bootstrap: NonNegativeInt = 10000
     permutations: NonNegativeInt = 10000
     confidence: Annotated[StrictFloat, Field(gt=0, lt=1)] = 0.95
+
+
+#: Labelled stimulus sets a ``[generalization]`` section can use (built-in, with class labels).
+LABELLED_SETS: tuple[str, ...] = ("builtin:mnist", "builtin:digits", "builtin:fashion-mnist")
+#: Probes of ``[generalization] probes``.
+PROBES: tuple[str, ...] = ("linear", "knn")
+
+
+class GeneralizationSection(_Section):
+    """``[generalization]``: probes and the third paper's diagnostics on a labelled set."""
+
+    data: _choice(LABELLED_SETS, "labelled stimulus set") = "builtin:mnist"
+    probes: Annotated[_choices(PROBES, "probe"), Field(min_length=1)] = ("linear", "knn")
+    accuracy: Literal["missing", "probe", "keep"] = "missing"
+    diagnostics: StrictBool = True
+    head: Literal["auto", "probe"] = "auto"
+    n_train: PositiveInt = 1000
+    test_size: Annotated[StrictFloat, Field(gt=0, lt=1)] = 0.2
+    k: Scale = 20
+    knn_k: PositiveInt = 10
+    cv: Annotated[StrictInt, Field(ge=2)] = 5
+    w1_max_exact: PositiveInt = 5000
+    n_projections: PositiveInt = 1000
 
 
 #: Where a study's per-model stages run: a LocalCluster, a running scheduler, SLURM jobs.

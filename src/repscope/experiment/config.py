@@ -51,6 +51,23 @@ Keys (defaults after ``=``; keys without one are required)
     ``test = "shared"`` (NSD's shared images as the test split; ``"random"``: seeded 80/20),
     ``pca = 300`` (or false), ``k = 1000``, the K whose LID is compared with brain
     alignment (must be in ``[dimension] k``).
+``[generalization]`` (optional)
+    Probes and the third paper's diagnostics (:mod:`repscope.generalization`) of every
+    model's penultimate embedding on a labelled set: ``data = "builtin:mnist"`` (also
+    ``"builtin:digits"``, ``"builtin:fashion-mnist"``). The probe split is shared by every
+    model: for MNIST the mini zoo's 1 000 held-out images as test and the first ``n_train``
+    images of its training pool (at most 4 000); for the other sets a seeded stratified split
+    with ``test_size = 0.2``, at most ``n_train = 1000`` training images. ``probes =
+    ["linear", "knn"]`` (logistic regression with its penalty chosen by ``cv = 5``-fold CV;
+    majority vote of ``knn_k = 10`` neighbours). ``accuracy = "missing"``: the linear probe's
+    (else the first probe's) test accuracy fills the models table's ``accuracy`` where a model
+    has none; ``"probe"``: for every model; ``"keep"``: never. ``diagnostics = true``: LID at
+    ``k = 20`` of the train embedding, W1 between train and test embeddings (exact optimal
+    transport up to ``w1_max_exact = 5000`` points a side, else sliced with ``n_projections
+    = 1000``), the head's Lipschitz bound and the generalization gap. ``head = "auto"`` uses a
+    model's own classifier where repscope knows its training data (mini-zoo members on
+    ``builtin:mnist``: their own training images against the held-out 1 000), else a linear
+    probe fit on the train split; ``"probe"`` always the probe.
 ``[statistics]``
     ``covariates = ["family", "log_params"]`` (of :data:`COVARIATES`), ``bootstrap = 10000``,
     ``permutations = 10000``, ``confidence = 0.95``.
@@ -111,6 +128,7 @@ from repscope.experiment._sections import (
     ClusterSection,
     DimensionSection,
     EmbeddingSection,
+    GeneralizationSection,
     LocatedError,
     ModelsSection,
     PreprocessingSection,
@@ -128,6 +146,7 @@ __all__ = [
     "ConfigError",
     "DimensionSection",
     "EmbeddingSection",
+    "GeneralizationSection",
     "ModelsSection",
     "PreprocessingSection",
     "SimulatedBrain",
@@ -161,6 +180,8 @@ class StudyConfig(BaseModel):
         Their sections, defaults filled.
     brain : BrainSection or None
         None when the study has no ``[brain]`` section.
+    generalization : GeneralizationSection or None
+        None when the study has no ``[generalization]`` section.
     cluster : ClusterSection or None
         Where ``repscope run`` runs the per-model stages; None: in process.
     """
@@ -175,6 +196,7 @@ class StudyConfig(BaseModel):
     dimension: DimensionSection = Field(default_factory=DimensionSection)
     alignment: AlignmentSection = Field(default_factory=AlignmentSection)
     brain: BrainSection | None = None
+    generalization: GeneralizationSection | None = None
     statistics: StatisticsSection = Field(default_factory=StatisticsSection)
     cluster: ClusterSection | None = None
 

@@ -1,11 +1,12 @@
 """``repscope run CONFIG``: the whole study from one config, resumable, into tidy tables.
 
 Stages, in order: (simulated brain data, when asked for) → embeddings per model × layer (the
-content-addressed cache of :mod:`repscope.io.store`) → dimension per model → model–model
-alignment → model–brain alignment and the brain's own profiles → statistics → figures and the
-HTML report. Every stage's result is written atomically under ``<output>/parts/`` with a key
-that hashes its inputs, so an interrupted run resumes where it stopped and a changed setting
-recomputes only what depends on it. The final tables are ``measures.parquet``,
+content-addressed cache of :mod:`repscope.io.store`) → dimension per model → probes and
+generalization diagnostics on a labelled set (``[generalization]``) → model–model alignment →
+model–brain alignment and the brain's own profiles → statistics → figures and the HTML report.
+Every stage's result is written atomically under ``<output>/parts/`` with a key that hashes its
+inputs, so an interrupted run resumes where it stopped and a changed setting recomputes only
+what depends on it. The final tables are ``measures.parquet``,
 ``models.parquet``, ``statistics.parquet`` and ``correlation_by_k.parquet`` (schemas in
 :mod:`repscope.results`), with ``run.json`` (config, versions, timings).
 """
@@ -30,6 +31,7 @@ import pandas as pd
 
 from repscope._provenance import library_versions
 from repscope._threads import pinned_threads
+from repscope.experiment import _generalization
 from repscope.experiment.measures import (
     alignment_rows,
     brain_rows,
@@ -64,8 +66,8 @@ class Stage:
     Attributes
     ----------
     kind : str
-        ``simulate``, ``extract``, ``dimension``, ``alignment``, ``brain``, ``brain-lid``,
-        ``statistics`` or ``report``.
+        ``simulate``, ``extract``, ``dimension``, ``generalization``, ``alignment``,
+        ``brain``, ``brain-lid``, ``statistics`` or ``report``.
     name : str
         What it works on (a model spec, ``"zoo"``...).
     key : str
@@ -257,6 +259,8 @@ def plan_study(config: Any, n_images: int) -> list[Stage]:
                     memory["dimension"],
                 )
             )
+    if config.generalization is not None:
+        stages += _generalization_stages(config, specs, per_image, memory["extract"])
     ridge_s = n_images * 300**2 * 6 / 1e9 * _RIDGE_SECONDS_PER_GFLOP * 20
     for spec in specs:
         stages.append(
@@ -309,6 +313,37 @@ def plan_study(config: Any, n_images: int) -> list[Stage]:
     stages.append(Stage("statistics", "zoo", _digest(cfg), 5.0 + 0.5 * len(specs), 5e8))
     stages.append(Stage("report", "zoo", _digest(cfg), 10.0, 5e8))
     return stages
+
+
+def _generalization_stages(
+    config: Any, specs: Sequence[str], per_image: float, extract_bytes: float
+) -> list[Stage]:
+    """One ``generalization`` stage per model: labelled images embedded, probes, diagnostics.
+
+    Time: the labelled images (at most 4 000 + 1 000 a model) at the extraction rate, plus
+    the probes' and exact W1's few seconds; memory: the larger of extraction and the exact
+    W1's cost matrix (``w1_max_exact``² float64, three copies in POT).
+    """
+    cfg = config.to_dict()
+    section = config.generalization
+    n_images = min(section.n_train, 4000) + 1000
+    w1_bytes = 3 * 8.0 * min(section.w1_max_exact, 4000) * 1000
+    return [
+        Stage(
+            "generalization",
+            spec,
+            _digest(
+                spec,
+                cfg["generalization"],
+                cfg["embedding"]["pooling"],
+                config.models.pretrained,
+                config.study.seed,
+            ),
+            n_images * per_image + 5.0,
+            max(extract_bytes, w1_bytes),
+        )
+        for spec in specs
+    ]
 
 
 # ---- inputs -----------------------------------------------------------------------------------
@@ -552,6 +587,7 @@ def _run_study(
     brains = _load_brains(config, brain_root)
     stimuli = _stimuli(config, brains, brain_root)
     check_inputs(config, stimuli, brains)
+    labelled = _labelled_split(config)
     stages = plan_study(config, n_images=len(stimuli.ids))
     if on_plan is not None:
         on_plan(stages)
@@ -567,6 +603,14 @@ def _run_study(
             [(by_key[("dimension", f"{s}@{ly}")], parts_dir, s, ly, shared) for s, ly in pairs],
             advance=lambda: advance(2),  # the extraction and the dimension stage
         )
+        if labelled is not None:
+            generalization = executor.map(
+                _generalization_task,
+                [(by_key[("generalization", s)], parts_dir, s, labelled, shared) for s in specs],
+                advance=advance,
+            )
+            parts += generalization
+            models = _probe_accuracies(models, generalization, config, labelled)
         targets = _targets(specs, models, config.alignment.reference)
         parts += executor.map(
             _alignment_task,
@@ -714,6 +758,42 @@ def _brain_task(
         return _brain(spec, layer, emb, brains, roi_lid, shared["config"])
 
     return _part(stage, parts, compute)
+
+
+@_pinned_task
+def _generalization_task(
+    stage: Stage, parts: Path, spec: str, labelled: Any, shared: dict[str, Any]
+) -> Part:
+    from repscope.experiment._generalization import generalization_frame
+    from repscope.io.stimuli import open_stimuli
+
+    config, cache_dir = shared["config"], shared["cache_dir"]
+
+    def embed(ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        images = open_stimuli(labelled.source).select(ids)
+        emb = _extract(spec, _generalization.LAYER, images, config, cache_dir)
+        return emb.X, emb.ids
+
+    def compute() -> pd.DataFrame:
+        return generalization_frame(
+            spec, labelled, config.generalization, embed, config.study.seed, cache_dir
+        )
+
+    return _part(stage, parts, compute)
+
+
+def _labelled_split(config: Any) -> Any:
+    """The ``[generalization]`` probe split (labels loaded, no image), or None without one."""
+    if config.generalization is None:
+        return None
+    return _generalization.labelled_split(config.generalization, config.study.seed)
+
+
+def _probe_accuracies(
+    models: pd.DataFrame, parts: Sequence[Part], config: Any, labelled: Any
+) -> pd.DataFrame:
+    frame = pd.concat([p.frame for p in parts], ignore_index=True)
+    return _generalization.probe_accuracies(models, frame, config.generalization, labelled)
 
 
 def _roi_lid_frame(brains: Sequence[Any], config: Any) -> pd.DataFrame:

@@ -18,6 +18,7 @@ from scipy import stats as sps
 
 from repscope._validation import InputError
 from repscope.report._brain_figures import subject_roi_means
+from repscope.report._generalization_figures import DIAGNOSTIC_LABELS, generalization_panels
 from repscope.report._tables import as_measures, axis_label, models_only, select
 from repscope.report.figures import (
     brain_alignment_bars,
@@ -274,6 +275,7 @@ def study_figures(
         ),
     ]
     plan[5:5] = _correlation_plan(correlation_by_k)
+    plan += _generalization_plan(measures, models, row)
     figures = []
     for title, build, read in plan:
         try:
@@ -303,3 +305,33 @@ def _correlation_plan(
         )
         for y, part in table.groupby("y", sort=False)
     ]
+
+
+def _generalization_plan(
+    measures: pd.DataFrame, models: pd.DataFrame, row: Callable[[str, str], pd.Series | None]
+) -> list[tuple[str, Callable[[], Figure], Callable[[Figure], str]]]:
+    """One diagnostics-vs-gap figure per kind of head in the ``gen_gap_accuracy`` rows."""
+    gaps = measures[measures["measure"] == "gen_gap_accuracy"]
+    return [
+        (
+            f"Generalization diagnostics vs gap ({head} head)",
+            lambda head=head: generalization_panels(measures, models, head=head, stats_row=row),
+            _diagnostics_reading,
+        )
+        for head in sorted(gaps["estimator"].dropna().unique())
+    ]
+
+
+def _diagnostics_reading(fig: Figure) -> str:
+    """Pearson r of each panel's points, in the order the panels are drawn."""
+    parts = []
+    for ax, label in zip(fig.axes, DIAGNOSTIC_LABELS.values(), strict=False):
+        xy = np.concatenate([c.get_offsets() for c in ax.collections if len(c.get_offsets())])
+        x, y = np.asarray(xy[:, 0], dtype=float), np.asarray(xy[:, 1], dtype=float)
+        r = sps.pearsonr(x, y).statistic if np.ptp(x) > 0 and np.ptp(y) > 0 else np.nan
+        parts.append(f"{label.split(' (')[0]} r = {r:.2f}")
+    return (
+        "Pearson r with the train − test accuracy gap across models: "
+        + "; ".join(parts)
+        + ". The bound predicts a positive r for W1 and for Lipschitz bound × W1."
+    )

@@ -26,7 +26,7 @@ from repscope.report._html_assets import SCRIPT, STYLE
 from repscope.report._style import png_bytes
 from repscope.report._tables import as_measures, as_models
 
-__all__ = ["REPORT_DPI", "ReportFigure", "measure_summary", "write_report"]
+__all__ = ["REPORT_DPI", "ReportFigure", "generalization_table", "measure_summary", "write_report"]
 
 #: resolution of the PNG figures embedded in the report, in dots per inch
 REPORT_DPI = 110
@@ -156,6 +156,65 @@ def _statistics(statistics: Any, correlation_by_k: Any, scaling: Any) -> str:
     return "\n".join(parts) or "<p>No statistics.</p>"
 
 
+_BOUND = (
+    "<p>The third paper bounds the generalization gap through the Wasserstein convergence of "
+    "the embedding distribution: gap ≲ Lip(head) · W1(train, test), with W1 shrinking like "
+    "n<sup>−1/d</sup> for an embedding of intrinsic dimension d. Each row measures those "
+    "factors on the model's penultimate embedding of the labelled set; the gap is train − test "
+    "accuracy (and test − train cross-entropy). The head is the model's own classifier "
+    "(<em>own</em>, trained on the train images) or a linear probe fit on them "
+    "(<em>probe</em>).</p>"
+)
+
+
+def generalization_table(measures: pd.DataFrame) -> pd.DataFrame:
+    """One row per model of a ``[generalization]`` stage: diagnostics, gap and probes.
+
+    Parameters
+    ----------
+    measures : pandas.DataFrame
+        The measures table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``model, head, gen_lid, gen_w1, w1_method, gen_lipschitz, gen_lipschitz_w1,
+        gen_train_accuracy, gen_test_accuracy, gen_gap_accuracy, gen_gap_loss`` and one
+        ``probe_<kind>`` column per probe; empty when the table has no such rows.
+    """
+    rows = measures[measures["measure"].str.startswith("gen_").fillna(False)]
+    probes = measures[measures["measure"] == "probe_accuracy"]
+    if rows.empty and probes.empty:
+        return pd.DataFrame()
+    wide = rows.pivot_table(index="model", columns="measure", values="value", aggfunc="first")
+    heads = rows[rows["measure"] == "gen_gap_accuracy"].set_index("model")["estimator"]
+    methods = rows[rows["measure"] == "gen_w1"].set_index("model")["estimator"]
+    wide = wide.assign(head=heads, w1_method=methods)
+    for kind, part in probes.groupby("estimator"):
+        wide[f"probe_{kind}"] = part.set_index("model")["value"]
+    order = [
+        "head", "gen_lid", "gen_w1", "w1_method", "gen_lipschitz", "gen_lipschitz_w1",
+        "gen_train_accuracy", "gen_test_accuracy", "gen_gap_accuracy", "gen_gap_loss",
+    ]  # fmt: skip
+    columns = [c for c in order if c in wide.columns] + [
+        c for c in wide.columns if c.startswith("probe_")
+    ]
+    return wide[columns].reset_index()
+
+
+def _generalization(measures: pd.DataFrame, statistics: Any) -> list[str]:
+    """The report's generalization section, or nothing without ``gen_``/probe rows."""
+    table = generalization_table(measures)
+    if table.empty:
+        return []
+    body = _BOUND + _table(table, "generalization-table", "Diagnostics and probes per model")
+    if isinstance(statistics, pd.DataFrame) and not statistics.empty:
+        gaps = statistics[statistics["y"].str.startswith("gen_gap").fillna(False)]
+        if not gaps.empty:
+            body += _table(gaps, "generalization-statistics", "Diagnostics vs gap across models")
+    return [_section("generalization", "Generalization", body)]
+
+
 def _section(anchor: str, heading: str, body: str) -> str:
     return f'<section id="{anchor}">\n<h2>{escape(heading)}</h2>\n{body}\n</section>'
 
@@ -246,6 +305,7 @@ def write_report(
             + (_list(notes, "notes") if notes else ""),
         ),
         _section("statistics", "Statistics", _statistics(statistics, correlation_by_k, scaling)),
+        *_generalization(measures, statistics),
         _section(
             "measures",
             "What was measured",
