@@ -216,11 +216,10 @@ def _probe(
     section: Any,
     seed: int,
 ) -> Any:
+    from repscope.generalization.diagnostics import stacked_split
     from repscope.generalization.probes import knn_probe, linear_probe
 
-    X = np.vstack([train[0], test[0]])
-    y = np.concatenate([train[1], test[1]])
-    split = (np.arange(len(train[0])), np.arange(len(train[0]), len(X)))
+    X, y, split = stacked_split(train, test)
     if kind == "linear":
         return linear_probe(X, y, split=split, cv=section.cv, random_state=seed)
     return knn_probe(X, y, split=split, n_neighbors=section.knn_k)

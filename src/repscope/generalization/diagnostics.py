@@ -20,7 +20,7 @@ from repscope.generalization.lipschitz import LipschitzBound, lipschitz_upper_bo
 from repscope.generalization.probes import linear_probe
 from repscope.generalization.wasserstein import Wasserstein1, wasserstein1
 
-__all__ = ["GeneralizationDiagnostics", "generalization_diagnostics"]
+__all__ = ["GeneralizationDiagnostics", "generalization_diagnostics", "stacked_split"]
 
 
 @dataclass(frozen=True)
@@ -197,6 +197,15 @@ def _labels(y: npt.ArrayLike, n: int, name: str) -> np.ndarray:
     return labels
 
 
+def stacked_split(
+    train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """``(X, y, split)`` for a probe: train rows then test rows, and their positions."""
+    n_train = len(train[0])
+    split = (np.arange(n_train), np.arange(n_train, n_train + len(test[0])))
+    return np.vstack([train[0], test[0]]), np.concatenate([train[1], test[1]]), split
+
+
 def _probe_head(
     X_train: np.ndarray,
     X_test: np.ndarray,
@@ -206,15 +215,8 @@ def _probe_head(
     seed: int,
 ) -> tuple[dict[str, float], LipschitzBound]:
     """Scores of a linear probe fit on train, and its Lipschitz bound (its raw-unit weights)."""
-    n_train = len(X_train)
-    split = (np.arange(n_train), np.arange(n_train, n_train + len(X_test)))
-    probe = linear_probe(
-        np.vstack([X_train, X_test]),
-        np.concatenate([y_train, y_test]),
-        split=split,
-        cv=cv,
-        random_state=seed,
-    )
+    X, y, split = stacked_split((X_train, y_train), (X_test, y_test))
+    probe = linear_probe(X, y, split=split, cv=cv, random_state=seed)
     scores = {
         "train_accuracy": probe.train_accuracy,
         "test_accuracy": probe.test_accuracy,

@@ -35,9 +35,10 @@ from repscope.stats import Quantity
 __all__ = ["study_figures"]
 
 
-def _points(fig: Figure) -> tuple[np.ndarray, np.ndarray]:
-    """The x and y of every scatter point drawn on the figure's first axes."""
-    xy = np.concatenate([c.get_offsets() for c in fig.axes[0].collections if len(c.get_offsets())])
+def _points(fig: Figure, panel: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The x and y of every scatter point drawn on the figure's axes number ``panel``."""
+    axes = fig.axes[panel]
+    xy = np.concatenate([c.get_offsets() for c in axes.collections if len(c.get_offsets())])
     return np.asarray(xy[:, 0], dtype=float), np.asarray(xy[:, 1], dtype=float)
 
 
@@ -325,9 +326,8 @@ def _generalization_plan(
 def _diagnostics_reading(fig: Figure) -> str:
     """Pearson r of each panel's points, in the order the panels are drawn."""
     parts = []
-    for ax, label in zip(fig.axes, DIAGNOSTIC_LABELS.values(), strict=False):
-        xy = np.concatenate([c.get_offsets() for c in ax.collections if len(c.get_offsets())])
-        x, y = np.asarray(xy[:, 0], dtype=float), np.asarray(xy[:, 1], dtype=float)
+    for panel, label in enumerate(DIAGNOSTIC_LABELS.values()):
+        x, y = _points(fig, panel)
         r = sps.pearsonr(x, y).statistic if np.ptp(x) > 0 and np.ptp(y) > 0 else np.nan
         parts.append(f"{label.split(' (')[0]} r = {r:.2f}")
     return (
