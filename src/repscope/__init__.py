@@ -63,6 +63,8 @@ __all__ = [
     "ProbeResult",
     "RidgeEncoder",
     "RidgeScores",
+    "SpectralSharing",
+    "SpectralStability",
     "Spectrum",
     "Wasserstein1",
     "__version__",
@@ -91,6 +93,8 @@ __all__ = [
     "rbf_cka_debiased",
     "ridge_alignment",
     "rsa",
+    "spectral_sharing",
+    "spectral_stability",
     "spectrum",
     "svcca",
     "wasserstein1",
@@ -111,6 +115,10 @@ _LAZY = {
     "RidgeEncoder": "repscope.alignment.ridge",
     "RidgeScores": "repscope.alignment.ridge",
     "ridge_alignment": "repscope.alignment.ridge",
+    "SpectralSharing": "repscope.weightspace",
+    "SpectralStability": "repscope.weightspace",
+    "spectral_sharing": "repscope.weightspace",
+    "spectral_stability": "repscope.weightspace",
 }
 
 

@@ -77,8 +77,8 @@ def _user_errors() -> Iterator[None]:
     except (ValueError, OSError) as exc:  # InputError is a ValueError
         _error_line(str(exc) or type(exc).__name__)
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    for w in caught:
-        typer.echo("warning: " + " ".join(str(w.message).split()), err=True)
+    for message in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
+        typer.echo("warning: " + message, err=True)  # each distinct warning once
 
 
 def _parse_choice(option: str, value: str, choices: Sequence[str]) -> str:
@@ -92,14 +92,14 @@ def _parse_choice(option: str, value: str, choices: Sequence[str]) -> str:
     return value
 
 
-def _parse_k(text: str | None) -> tuple[int, ...] | None:
+def _parse_k(text: str | None, option: str = "--k") -> tuple[int, ...] | None:
     if text is None:
         return None
     parts = [p.strip() for p in text.split(",")]
     if not all(p.isascii() and p.isdigit() for p in parts):
         raise InputError(
-            f"--k {text!r} is not a comma-separated list of whole numbers; "
-            "pass e.g. --k 5,10,20,50."
+            f"{option} {text!r} is not a comma-separated list of whole numbers; "
+            f"pass e.g. {option} 5,10,20,50."
         )
     return tuple(int(p) for p in parts)
 

@@ -28,6 +28,7 @@ from repscope._cli_common import (
 )
 from repscope._cli_models import extract, layers
 from repscope._cli_run import demo, run
+from repscope._cli_weights import weights
 from repscope._validation import InputError
 from repscope.io import load_embedding
 from repscope.zoo.cli import zoo_app
@@ -301,6 +302,7 @@ app.command()(demo)
 app.command("brain-align")(brain_align)
 app.command("brain-lid")(brain_lid)
 app.command("simulate-fmri")(simulate_fmri)
+app.command()(weights)
 app.add_typer(
     zoo_app, name="zoo", help="The paper's model zoo table and the mini zoo that trains here."
 )
