@@ -447,6 +447,22 @@ CASES = [
         r"split; pass n_train <= 4000",
     ),
     Case(
+        "run: [weights] task typo",
+        RUN,
+        "bad TOML",
+        _run(("[statistics]", '[weights]\ntask = "digts"\n\n[statistics]')),
+        lambda env: (
+            rf"study\.toml:{env.line + 1}: .*'digts' is not a known fine-tuning task.*write one of"
+        ),
+    ),
+    Case(
+        "run: [weights] rank not among ranks",
+        RUN,
+        "bad TOML",
+        _run(("[statistics]", "[weights]\nrank = 12\n\n[statistics]")),
+        r"rank = 12 is not among ranks = \[1, 2, 4, 8, 16, 32, 64\]; add it to ranks",
+    ),
+    Case(
         "run: config file missing",
         RUN,
         "bad TOML",

@@ -378,3 +378,25 @@ def test_cli_bad_input(checkpoints: dict, tmp_path: Path) -> None:
         invoke("weights", checkpoints["base_pt"], checkpoints["tuned_st"], "--ranks", "4,x"),
         r"--ranks '4,x' is not a comma-separated list",
     )
+
+
+def test_model_spec_against_its_own_fine_tune_with_a_new_head() -> None:
+    """A real architecture by spec: only the perturbed layer moves, the new head is skipped."""
+    from repscope.io.models import load_model
+
+    spec = "torchvision:mobilenet_v2.IMAGENET1K_V1"
+    tuned = copy.deepcopy(load_model(spec).module)
+    tuned.classifier[1] = nn.Linear(1280, 10)
+    with torch.no_grad():
+        tuned.features[3].conv[1][0].weight.mul_(1.5)  # a 1×1 conv: σ scale, same vectors
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        result = spectral_stability(spec, tuned, (4, 16))
+    layers = result.layers.set_index(["layer", "rank"])
+    moved = "features.3.conv.1.0.weight"
+    assert layers.loc[(moved, 16), "sigma_change"] == pytest.approx(0.5, rel=1e-6)
+    assert layers.loc[(moved, 16), "overlap_left"] == pytest.approx(1.0, abs=1e-9)
+    others = result.layers[result.layers["layer"] != moved]
+    assert (others["update_norm"] == 0).all()
+    assert "new head" in dict(result.skipped)["classifier.1.weight"]
+    assert result.base == spec and len(result.layers) == 2 * 52

@@ -12,7 +12,7 @@ model          str      model spec (``timm:convnext_tiny.fb_in1k``, ``minizoo:cn
 layer          str      layer read (``penultimate`` or a module name)
 measure        str      one of :data:`MEASURES` (below)
 estimator      str      LID estimator (``mle``…), alignment method (``ridge``…), or ``""``
-k              Int64    neighbourhood size K for LID measures; <NA> otherwise
+k              Int64    neighbourhood size K for LID measures, rank r for spectral ones; <NA> else
 subject        str      ``"1"``…``"8"``, ``"all"`` (pooled over subjects); ``""`` if not brain
 roi            str      ROI name for brain measures; ``""`` otherwise
 target         str      the other model for model–model alignment; ``""`` otherwise
@@ -93,6 +93,15 @@ MEASURES: dict[str, str] = {
     "gen_test_loss": "mean cross-entropy of the head on the test images (nats)",
     "gen_gap_accuracy": "train − test accuracy of the head (fraction)",
     "gen_gap_loss": "test − train cross-entropy of the head (nats)",
+    "spectral_overlap": (
+        "mean top-r singular-subspace overlap ‖U_rᵀU′_r‖²/r of the weights before and after "
+        "fine-tuning on ``target``, left and right (k = r; estimator = depth bin or all)"
+    ),
+    "spectral_baseline": "the overlap a random r-subspace has, r/d, averaged like it",
+    "spectral_update_share": "share of the fine-tuning update inside the top-r subspaces",
+    "spectral_sigma_change": "relative change of the top-r singular values",
+    "spectral_update_norm": "mean ‖W′ − W‖_F / ‖W‖_F over the weight matrices",
+    "finetune_accuracy": "held-out accuracy of the model fine-tuned on ``target`` (fraction)",
 }
 
 

@@ -1080,12 +1080,16 @@ def default_pairs(
     *,
     estimator: str = "mle",
     layer: str | None = None,
+    spectral_rank: int = 16,
 ) -> list[tuple[Quantity, Quantity]]:
     """The paper's pairs, for what the tables hold.
 
     LID at each K against accuracy, ``model_alignment_mean`` and ``brain_r2`` (per ROI, subject
     ``"all"`` when present); log10 parameters against LID at each K; accuracy against log10
-    parameters. Pairs whose y is absent from the tables (or all NaN) are left out.
+    parameters; the generalization diagnostics against the gap (:func:`generalization_pairs`)
+    and weight-space stability against pretraining size, LID and alignment
+    (:func:`spectral_pairs`, at rank ``spectral_rank``). Pairs whose y is absent from the
+    tables (or all NaN) are left out.
 
     Parameters
     ----------
@@ -1120,7 +1124,63 @@ def default_pairs(
         pairs += [(log_params, lid) for lid in lids]
         if has.get("accuracy"):
             pairs.append((accuracy, log_params))
-    return pairs + generalization_pairs(measures)
+    overlap_ys = [accuracy] if has.get("accuracy") else []
+    overlap_ys += _variants(measures, "model_alignment_mean", layer)
+    return (
+        pairs
+        + generalization_pairs(measures)
+        + spectral_pairs(measures, models, lids=lids, ys=overlap_ys, rank=spectral_rank)
+    )
+
+
+#: The fourth paper's per-model stability summaries (``[weights]`` stage rows).
+SPECTRAL_MEASURES = ("spectral_overlap", "spectral_update_share")
+
+
+def spectral_pairs(
+    measures: pd.DataFrame,
+    models: pd.DataFrame | None,
+    *,
+    lids: Sequence[Quantity] = (),
+    ys: Sequence[Quantity] = (),
+    rank: int = 16,
+) -> list[tuple[Quantity, Quantity]]:
+    """Weight-space stability against pretraining-set size, LID and alignment.
+
+    Parameters
+    ----------
+    measures, models : DataFrame
+        The tidy tables; the ``spectral_*`` rows come from a study's ``[weights]`` stage
+        (``k`` = rank, ``estimator`` = depth bin, ``target`` = fine-tuning task).
+    lids : sequence of Quantity
+        LID quantities; each is an x against the overlap.
+    ys : sequence of Quantity
+        Quantities the overlap should predict (accuracy, model–model alignment).
+    rank : int
+        The rank r whose all-layer summary is correlated.
+
+    Returns
+    -------
+    list of (Quantity, Quantity)
+        Per task: (log10 pretraining size, overlap) and (log10 pretraining size, update
+        share) when the models table has sizes; (LID, overlap) for each of ``lids``; (overlap,
+        y) for each of ``ys``. Empty without ``spectral_*`` rows at ``rank``.
+    """
+    rows = measures[_equals(measures["measure"], SPECTRAL_MEASURES[0])]
+    rows = rows[_equals(rows["k"], rank) & _equals(rows["estimator"], "all")]
+    pairs: list[tuple[Quantity, Quantity]] = []
+    has_sizes = models is not None and bool(models["pretrain_size"].notna().any())
+    for task in sorted(rows["target"].dropna().unique()):
+        overlap, share = (
+            Quantity(name, estimator="all", k=rank, target=str(task), layer="weights")
+            for name in SPECTRAL_MEASURES
+        )
+        if has_sizes:
+            size = Quantity("pretrain_size", log10=True)
+            pairs += [(size, overlap), (size, share)]
+        pairs += [(lid, overlap) for lid in lids]
+        pairs += [(overlap, y) for y in ys]
+    return pairs
 
 
 #: The third paper's diagnostics (x) and the gaps they should predict (y).

@@ -33,6 +33,7 @@ from pydantic_core import PydanticCustomError
 from repscope._validation import InputError
 from repscope.alignment.methods import METHODS
 from repscope.dimension.local import AGGREGATES, ESTIMATORS
+from repscope.finetune.tasks import TASKS
 from repscope.io._builtin_images import BUILTIN_SETS
 from repscope.io._model_spec import near_matches, parse_model_spec
 
@@ -54,6 +55,7 @@ __all__ = [
     "StatisticsSection",
     "StimuliSection",
     "StudySection",
+    "WeightsSection",
 ]
 
 #: Model properties a correlation across models can be controlled for.
@@ -414,6 +416,43 @@ class GeneralizationSection(_Section):
     cv: Annotated[StrictInt, Field(ge=2)] = 5
     w1_max_exact: PositiveInt = 5000
     n_projections: PositiveInt = 1000
+
+
+class WeightsSection(_Section):
+    """``[weights]``: every model fine-tuned on a task, its spectral basis compared (§10)."""
+
+    task: _choice(TASKS, "fine-tuning task") = "digits"
+    rank: PositiveInt = 16
+    ranks: Annotated[tuple[PositiveInt, ...], Field(min_length=1), AfterValidator(_scales)] = (
+        1,
+        2,
+        4,
+        8,
+        16,
+        32,
+        64,
+    )
+    n_train: PositiveInt | None = None
+    n_test: PositiveInt | None = None
+    epochs: PositiveInt | None = None
+    image_size: Annotated[StrictInt, Field(ge=32)] | None = None
+    gap_tol: Annotated[StrictFloat, Field(ge=0, lt=1)] = 0.01
+
+    @model_validator(mode="after")
+    def _rank_in_ranks(self) -> WeightsSection:
+        if self.rank not in self.ranks:
+            raise LocatedError(
+                f"rank = {self.rank} is not among ranks = {list(self.ranks)}; add it to ranks "
+                "or pick one of those.",
+                ("rank",),
+                ("ranks",),
+            )
+        return self
+
+    def budget(self) -> dict[str, int]:
+        """The fine-tuning settings given here; the rest are the fine-tuned zoo's defaults."""
+        keys = ("n_train", "n_test", "epochs", "image_size")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
 
 #: Where a study's per-model stages run: a LocalCluster, a running scheduler, SLURM jobs.

@@ -68,6 +68,16 @@ Keys (defaults after ``=``; keys without one are required)
     model's own classifier where repscope knows its training data (mini-zoo members on
     ``builtin:mnist``: their own training images against the held-out 1 000), else a linear
     probe fit on the train split; ``"probe"`` always the probe.
+``[weights]`` (optional)
+    The fourth paper's weight-space analysis (:mod:`repscope.weightspace`): every model is
+    fine-tuned on ``task = "digits"`` (also ``"mnist"``, ``"fashion-mnist"``; the fine-tuned
+    zoo of :func:`repscope.zoo.finetuned.finetune_zoo`, cached, a new head, all weights
+    trained), and each weight matrix's top-r singular subspaces before and after are
+    compared at ``ranks = [1, 2, 4, 8, 16, 32, 64]``; ``rank = 16`` is the one the statistics
+    correlate with pretraining-set size, LID and alignment. ``n_train``, ``n_test``,
+    ``epochs`` and ``image_size`` override the fine-tuned zoo's budget; ``gap_tol = 0.01`` is
+    the relative singular-value gap above which index-wise alignment is reported. Needs
+    ``[models] pretrained = true``.
 ``[statistics]``
     ``covariates = ["family", "log_params"]`` (of :data:`COVARIATES`), ``bootstrap = 10000``,
     ``permutations = 10000``, ``confidence = 0.95``.
@@ -136,6 +146,7 @@ from repscope.experiment._sections import (
     StatisticsSection,
     StimuliSection,
     StudySection,
+    WeightsSection,
 )
 
 __all__ = [
@@ -154,6 +165,7 @@ __all__ = [
     "StimuliSection",
     "StudyConfig",
     "StudySection",
+    "WeightsSection",
     "load_config",
     "parse_config",
 ]
@@ -182,6 +194,8 @@ class StudyConfig(BaseModel):
         None when the study has no ``[brain]`` section.
     generalization : GeneralizationSection or None
         None when the study has no ``[generalization]`` section.
+    weights : WeightsSection or None
+        None when the study has no ``[weights]`` section.
     cluster : ClusterSection or None
         Where ``repscope run`` runs the per-model stages; None: in process.
     """
@@ -197,6 +211,7 @@ class StudyConfig(BaseModel):
     alignment: AlignmentSection = Field(default_factory=AlignmentSection)
     brain: BrainSection | None = None
     generalization: GeneralizationSection | None = None
+    weights: WeightsSection | None = None
     statistics: StatisticsSection = Field(default_factory=StatisticsSection)
     cluster: ClusterSection | None = None
 
@@ -234,6 +249,13 @@ class StudyConfig(BaseModel):
         if self.brain is not None:
             self._check_scale("brain", self.brain.k)
         self._check_reference()
+        if self.weights is not None and not self.models.pretrained:
+            raise LocatedError(
+                "[weights] compares pretrained weights with their fine-tunes, but [models] "
+                "pretrained = false; set pretrained = true or remove [weights].",
+                ("weights",),
+                ("models", "pretrained"),
+            )
         if self.stimuli.source == "nsd" and self.brain is None:
             raise LocatedError(
                 'source = "nsd" means the [brain] dataset\'s nsd_stimuli.hdf5, but there is no '

@@ -2,7 +2,8 @@
 
 Stages, in order: (simulated brain data, when asked for) → embeddings per model × layer (the
 content-addressed cache of :mod:`repscope.io.store`) → dimension per model → probes and
-generalization diagnostics on a labelled set (``[generalization]``) → model–model alignment →
+generalization diagnostics on a labelled set (``[generalization]``) → fine-tuning and the
+weight-space analysis (``[weights]``) → model–model alignment →
 model–brain alignment and the brain's own profiles → statistics → figures and the HTML report.
 Every stage's result is written atomically under ``<output>/parts/`` with a key that hashes its
 inputs, so an interrupted run resumes where it stopped and a changed setting recomputes only
@@ -261,6 +262,8 @@ def plan_study(config: Any, n_images: int) -> list[Stage]:
             )
     if config.generalization is not None:
         stages += _generalization_stages(config, specs, per_image, memory["extract"])
+    if config.weights is not None:
+        stages += _weights_stages(config, specs, memory["extract"])
     ridge_s = n_images * 300**2 * 6 / 1e9 * _RIDGE_SECONDS_PER_GFLOP * 20
     for spec in specs:
         stages.append(
@@ -341,6 +344,27 @@ def _generalization_stages(
             ),
             n_images * per_image + 5.0,
             max(extract_bytes, w1_bytes),
+        )
+        for spec in specs
+    ]
+
+
+#: Rough seconds to fine-tune and compare one model in a ``[weights]`` stage on the CPU.
+_WEIGHTS_SECONDS = {"minizoo": 10.0, "other": 60.0}
+#: Training memory of a small ImageNet model at 96 px, batch 32 (activations and gradients).
+_WEIGHTS_BYTES = 2e9
+
+
+def _weights_stages(config: Any, specs: Sequence[str], extract_bytes: float) -> list[Stage]:
+    """One ``weights`` stage per model: fine-tune (cached), compare the spectral bases."""
+    cfg = config.to_dict()
+    return [
+        Stage(
+            "weights",
+            spec,
+            _digest(spec, cfg["weights"], config.models.pretrained, config.study.seed),
+            _WEIGHTS_SECONDS["minizoo" if spec.startswith("minizoo:") else "other"],
+            max(extract_bytes, _WEIGHTS_BYTES),
         )
         for spec in specs
     ]
@@ -611,6 +635,12 @@ def _run_study(
             )
             parts += generalization
             models = _probe_accuracies(models, generalization, config, labelled)
+        if config.weights is not None:
+            parts += executor.map(
+                _weights_task,
+                [(by_key[("weights", s)], parts_dir, s, shared) for s in specs],
+                advance=advance,
+            )
         targets = _targets(specs, models, config.alignment.reference)
         parts += executor.map(
             _alignment_task,
@@ -782,6 +812,16 @@ def _generalization_task(
     return _part(stage, parts, compute)
 
 
+@_pinned_task
+def _weights_task(stage: Stage, parts: Path, spec: str, shared: dict[str, Any]) -> Part:
+    from repscope.experiment._weights import weights_frame
+
+    config = shared["config"]
+    return _part(
+        stage, parts, weights_frame, spec, config.weights, config.study.seed, shared["cache_dir"]
+    )
+
+
 def _labelled_split(config: Any) -> Any:
     """The ``[generalization]`` probe split (labels loaded, no image), or None without one."""
     if config.generalization is None:
@@ -878,7 +918,11 @@ def _statistics(
         "random_state": config.study.seed,
     }
     pairs = _enough_models(
-        stats.default_pairs(measures, models, estimator=estimator, layer=layer), measures, models
+        stats.default_pairs(
+            measures, models, estimator=estimator, layer=layer, spectral_rank=_spectral_rank(config)
+        ),
+        measures,
+        models,
     )
     table = (
         stats.zoo_statistics(measures, models, pairs=pairs, covariates=st.covariates, **options)
@@ -918,6 +962,7 @@ def _report(
         k_brain=brain.k if brain is not None else config.alignment.k,
         roi=_headline_roi(config),
         estimator=config.dimension.estimators[0],
+        spectral_rank=_spectral_rank(config),
     )
     for i, item in enumerate(figures):
         save_figure(item[1], inside(output, "figures", f"{i + 1:02d}-{_slug(item[0])}"))
@@ -934,7 +979,13 @@ def _report(
         provenance={"study": config.study.name, "config": config.to_dict()},
         notes=notes,
         title=f"repscope study: {config.study.name}",
+        spectral_rank=_spectral_rank(config),
     )
+
+
+def _spectral_rank(config: Any) -> int:
+    """The ``[weights]`` rank the statistics and the report summarise at (16 without one)."""
+    return config.weights.rank if config.weights is not None else 16
 
 
 def _headline_roi(config: Any) -> str:

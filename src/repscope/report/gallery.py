@@ -20,6 +20,7 @@ from repscope._validation import InputError
 from repscope.report._brain_figures import subject_roi_means
 from repscope.report._generalization_figures import DIAGNOSTIC_LABELS, generalization_panels
 from repscope.report._tables import as_measures, axis_label, models_only, select
+from repscope.report._weights_figures import spectral_panels
 from repscope.report.figures import (
     brain_alignment_bars,
     correlation_by_k,
@@ -145,6 +146,7 @@ def study_figures(
     k_brain: int = 1000,
     roi: str = "EBA",
     estimator: str = "mle",
+    spectral_rank: int = 16,
 ) -> tuple[list[ReportFigure], list[str]]:
     """Every standard figure the tables support, with readings; notes for those left out.
 
@@ -165,6 +167,8 @@ def study_figures(
         The headline ROI of the brain scatter plots.
     estimator : str
         LID estimator of every figure.
+    spectral_rank : int
+        The rank r of the weight-space stability against pretraining-set size.
 
     Returns
     -------
@@ -277,6 +281,7 @@ def study_figures(
     ]
     plan[5:5] = _correlation_plan(correlation_by_k)
     plan += _generalization_plan(measures, models, row)
+    plan += _weights_plan(measures, models, row, spectral_rank)
     figures = []
     for title, build, read in plan:
         try:
@@ -321,6 +326,48 @@ def _generalization_plan(
         )
         for head in sorted(gaps["estimator"].dropna().unique())
     ]
+
+
+def _weights_plan(
+    measures: pd.DataFrame,
+    models: pd.DataFrame,
+    row: Callable[[str, str], pd.Series | None],
+    rank: int,
+) -> list[tuple[str, Callable[[], Figure], Callable[[Figure], str]]]:
+    """One stability figure per fine-tuning task in the ``spectral_overlap`` rows."""
+    overlap = measures[measures["measure"] == "spectral_overlap"]
+    return [
+        (
+            f"Spectral basis under fine-tuning on {task}",
+            lambda task=task: spectral_panels(
+                measures, models, task=task, rank=rank, stats_row=row
+            ),
+            lambda fig, task=task: _weights_reading(fig, measures, task, rank),
+        )
+        for task in sorted(overlap["target"].dropna().unique())
+    ]
+
+
+def _weights_reading(fig: Figure, measures: pd.DataFrame, task: str, rank: int) -> str:
+    """How far the overlap at ``rank`` sits above its random baseline, and its relation to size."""
+    at = {
+        name: select(measures, name, target=task, estimator="all", k=rank)["value"].mean()
+        for name in ("spectral_overlap", "spectral_baseline")
+    }
+    size = _relation_text(fig, 3, "log pretraining-set size", "overlap")
+    return (
+        f"At r = {rank} the top-r subspaces keep a mean overlap of "
+        f"{at['spectral_overlap']:.2f} after fine-tuning on {task}, against "
+        f"{at['spectral_baseline']:.2f} for random subspaces. {size}"
+    )
+
+
+def _relation_text(fig: Figure, panel: int, x: str, y: str) -> str:
+    u, v = _points(fig, panel)
+    u = np.log10(u)
+    if len(u) < 3 or np.ptp(u) == 0 or np.ptp(v) == 0:
+        return f"Across {len(u)} models {x} or {y} is constant, so r is undefined."
+    return f"Across {len(u)} models, {x} vs {y}: Pearson r = {sps.pearsonr(u, v).statistic:.2f}."
 
 
 def _diagnostics_reading(fig: Figure) -> str:

@@ -26,7 +26,14 @@ from repscope.report._html_assets import SCRIPT, STYLE
 from repscope.report._style import png_bytes
 from repscope.report._tables import as_measures, as_models
 
-__all__ = ["REPORT_DPI", "ReportFigure", "generalization_table", "measure_summary", "write_report"]
+__all__ = [
+    "REPORT_DPI",
+    "ReportFigure",
+    "generalization_table",
+    "measure_summary",
+    "weights_table",
+    "write_report",
+]
 
 #: resolution of the PNG figures embedded in the report, in dots per inch
 REPORT_DPI = 110
@@ -215,6 +222,69 @@ def _generalization(measures: pd.DataFrame, statistics: Any) -> list[str]:
     return [_section("generalization", "Generalization", body)]
 
 
+_SPECTRAL = (
+    "<p>The fourth paper asks whether pretraining builds a spectral basis that fine-tuning "
+    "reuses. Each model was fine-tuned on the task (a new head, all weights trained) and every "
+    "weight matrix W = U&Sigma;V<sup>T</sup> compared before and after: the overlap "
+    "&Vert;U<sub>r</sub><sup>T</sup>U&prime;<sub>r</sub>&Vert;<sup>2</sup>/r of the top-r "
+    "singular subspaces (left and right averaged; 1 = unchanged, r/d for a random subspace), "
+    "the share of the update &Delta;W inside the pretrained top-r subspaces, and the relative "
+    "change of the top-r singular values. Means over the layers whose both dimensions exceed "
+    "r.</p>"
+)
+
+
+def weights_table(measures: pd.DataFrame, rank: int = 16) -> pd.DataFrame:
+    """One row per model and task of a ``[weights]`` stage, at rank ``rank``.
+
+    Parameters
+    ----------
+    measures : pandas.DataFrame
+        The measures table.
+    rank : int
+        The rank r of the summaries shown.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``model, task, finetune_accuracy, spectral_overlap, spectral_baseline,
+        spectral_update_share, spectral_sigma_change, spectral_update_norm``; empty without
+        such rows.
+    """
+    rows = measures[measures["measure"].str.startswith("spectral_").fillna(False)]
+    rows = rows[(rows["estimator"] == "all") & ((rows["k"] == rank) | rows["k"].isna())]
+    accuracy = measures[measures["measure"] == "finetune_accuracy"]
+    rows = pd.concat([rows, accuracy])
+    if rows.empty:
+        return pd.DataFrame()
+    wide = rows.pivot_table(
+        index=["model", "target"], columns="measure", values="value", aggfunc="first"
+    )
+    order = [
+        "finetune_accuracy", "spectral_overlap", "spectral_baseline", "spectral_update_share",
+        "spectral_sigma_change", "spectral_update_norm",
+    ]  # fmt: skip
+    wide = wide[[c for c in order if c in wide.columns]]
+    return wide.reset_index().rename(columns={"target": "task"})
+
+
+def _weights(measures: pd.DataFrame, statistics: Any, rank: int) -> list[str]:
+    """The report's weight-space section, or nothing without ``spectral_`` rows."""
+    table = weights_table(measures, rank)
+    if table.empty:
+        return []
+    caption = f"Stability of the spectral basis per model (r = {rank})"
+    body = _SPECTRAL + _table(table, "weights-table", caption)
+    if isinstance(statistics, pd.DataFrame) and not statistics.empty:
+        mentions = statistics["x"].str.startswith("spectral_") | statistics["y"].str.startswith(
+            "spectral_"
+        )
+        pairs = statistics[mentions.fillna(False)]
+        if not pairs.empty:
+            body += _table(pairs, "weights-statistics", "Stability across models")
+    return [_section("weights", "Weight-space stability", body)]
+
+
 def _section(anchor: str, heading: str, body: str) -> str:
     return f'<section id="{anchor}">\n<h2>{escape(heading)}</h2>\n{body}\n</section>'
 
@@ -257,6 +327,7 @@ def write_report(
     notes: Sequence[str] = (),
     title: str = "repscope study report",
     dpi: int = REPORT_DPI,
+    spectral_rank: int = 16,
 ) -> Path:
     """Write the study's report as one self-contained HTML file.
 
@@ -285,6 +356,8 @@ def write_report(
         Page title and heading.
     dpi : int
         Resolution of the embedded figures.
+    spectral_rank : int
+        The rank r of the weight-space stability table.
 
     Returns
     -------
@@ -306,6 +379,7 @@ def write_report(
         ),
         _section("statistics", "Statistics", _statistics(statistics, correlation_by_k, scaling)),
         *_generalization(measures, statistics),
+        *_weights(measures, statistics, spectral_rank),
         _section(
             "measures",
             "What was measured",

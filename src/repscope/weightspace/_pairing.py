@@ -90,13 +90,9 @@ def pair_layers(
     """
     import torch
 
-    patterns = (*exclude, *base.exclude, *tuned.exclude)
-    left, skipped = extract_matrices(
-        base.state, base.kinds or tuned.kinds, min_dim=min_dim, exclude=patterns
-    )
-    right, _ = extract_matrices(
-        tuned.state, tuned.kinds or base.kinds, min_dim=min_dim, exclude=patterns
-    )
+    options = {"min_dim": min_dim, "exclude": exclude, "heads": (*base.heads, *tuned.heads)}
+    left, skipped = extract_matrices(base.state, base.kinds or tuned.kinds, **options)
+    right, _ = extract_matrices(tuned.state, tuned.kinds or base.kinds, **options)
     left, right, head = _drop_new_head(left, right, base.label, tuned.label)
     skipped += head
     right = _check_same_layers(left, right, base.label, tuned.label)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from repscope._validation import InputError
+from repscope.io._model_spec import SOURCES
 from repscope.weightspace.matrices import Kind, module_kinds
 
 __all__ = ["ResolvedWeights", "resolve_weights"]
@@ -44,14 +45,15 @@ class ResolvedWeights:
     kinds : dict or None
         Layer kinds from the module (:func:`~repscope.weightspace.matrices.module_kinds`);
         None for a bare state dict.
-    exclude : tuple of str
-        Layers the source itself says to leave out (a fine-tuned model's new head).
+    heads : tuple of str
+        Module names of classification heads the source says it replaced (a fine-tuned
+        model's new head), left out of comparisons.
     """
 
     label: str
     state: dict[str, Any] = field(repr=False)
     kinds: dict[str, tuple[Kind, bool]] | None = field(repr=False)
-    exclude: tuple[str, ...] = ()
+    heads: tuple[str, ...] = ()
 
 
 def resolve_weights(
@@ -75,17 +77,27 @@ def resolve_weights(
         return _from_text(source, cache_dir)
     module = getattr(source, "module", None)
     if isinstance(module, nn.Module):
-        label = getattr(getattr(source, "spec", None), "raw", None) or type(source).__name__
         head = getattr(source, "head", None)
-        return _from_module(module, str(label), (head,) if head else ())
+        return _from_module(module, _object_label(source), (head,) if head else ())
     raise InputError(
         f"cannot read weights from a {type(source).__name__}; pass a model spec, an "
         "nn.Module, a state dict or a .safetensors/.pt file."
     )
 
 
-def _from_module(module: Any, label: str, exclude: tuple[str, ...] = ()) -> ResolvedWeights:
-    return ResolvedWeights(label, dict(module.state_dict()), module_kinds(module), exclude)
+def _from_module(module: Any, label: str, heads: tuple[str, ...] = ()) -> ResolvedWeights:
+    return ResolvedWeights(label, dict(module.state_dict()), module_kinds(module), heads)
+
+
+def _object_label(source: Any) -> str:
+    """A loaded model's spec, a fine-tuned model's ``finetuned:NAME``, else the class name."""
+    spec = getattr(getattr(source, "spec", None), "raw", None)
+    if spec:
+        return str(spec)
+    name = getattr(source, "name", None)
+    if isinstance(name, str) and getattr(source, "head", None):
+        return f"{_FINETUNED}{name}"
+    return type(source).__name__
 
 
 def _from_text(
@@ -100,7 +112,7 @@ def _from_text(
 
         tuned = load_finetuned(text[len(_FINETUNED) :], cache_dir=cache_dir)
         return _from_module(tuned.module, text, (tuned.head,))
-    if isinstance(source, str) and ":" in text and not path.suffix:
+    if isinstance(source, str) and text.split(":", 1)[0] in SOURCES:
         from repscope.io.models import load_model
 
         return _from_module(load_model(text, cache_dir=cache_dir).module, text)

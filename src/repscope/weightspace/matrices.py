@@ -104,6 +104,7 @@ def extract_matrices(
     *,
     min_dim: int = MIN_DIM,
     exclude: Sequence[str] = (),
+    heads: Sequence[str] = (),
 ) -> tuple[list[WeightMatrix], list[tuple[str, str]]]:
     """The weight matrices of a state dict, and the skipped tensors with the reason.
 
@@ -119,6 +120,8 @@ def extract_matrices(
     exclude : sequence of str
         ``fnmatch`` patterns of layer names (``"classifier.1"`` or ``"classifier.*"``) to leave
         out; a pattern matches a key or the key without its ``.weight`` suffix.
+    heads : sequence of str
+        Module names of classification heads a fine-tune replaced, left out as such.
 
     Returns
     -------
@@ -132,6 +135,9 @@ def extract_matrices(
     if kinds is None:
         skipped += [(k, "embedding table") for k, v in state.items() if _is_embedding(k, v)]
     for key in (k for k in found if k in state):  # the module's order when it is known
+        if _excluded(key, heads):
+            skipped.append((key, "the head a fine-tune replaced"))
+            continue
         if _excluded(key, exclude):
             skipped.append((key, "excluded"))
             continue

@@ -14,9 +14,9 @@ values descending) and every rank r:
   subspace, so its share is 1; ``update_norm`` = 0 and ``changed`` = False say so;
 - **singular-value change** ‖σ′_{1:r} − σ_{1:r}‖₂ / ‖σ_{1:r}‖₂.
 
-r is capped per layer at the matrix's smaller dimension (one warning per call); capped rows stay
-in :attr:`SpectralStability.layers` but not in the summaries, where r = d would score a
-trivial 1.
+r is capped per layer at the matrix's smaller dimension (one warning per call). Rows where r
+reaches the smaller dimension stay in :attr:`SpectralStability.layers` but not in the
+summaries: there the top-r subspace on that side is the whole space and scores a trivial 1.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class SpectralStability:
     device: str
 
     def summary(self, r: int = SUMMARY_RANK) -> dict[str, Any]:
-        """Means over the layers at rank ``r`` (uncapped layers only).
+        """Means over the layers at rank ``r`` (those with r below both dimensions).
 
         Returns
         -------
@@ -131,9 +131,7 @@ class SpectralStability:
             Columns ``depth_bin, rank, n_layers`` and the means of ``overlap_left,
             overlap_right, baseline_left, baseline_right, update_share, sigma_change``.
         """
-        rows = self.layers[~self.layers["capped"]]
-        if r is not None:
-            rows = _at_rank(self.layers, r)
+        rows = _informative(self.layers) if r is None else _at_rank(self.layers, r)
         rows = rows.assign(depth_bin=depth_bins(rows["depth"], bins))
         grouped = rows.groupby(["depth_bin", "rank"], observed=True, sort=True)
         table = grouped[list(_MEANS)].mean()
@@ -384,12 +382,18 @@ def _at_rank(layers: pd.DataFrame, r: int) -> pd.DataFrame:
             f"rank {r} was not computed; pass one of {sorted(set(layers['rank']))} or add it "
             "to ranks."
         )
-    rows = layers[(layers["rank"] == r) & ~layers["capped"]]
+    rows = _informative(layers)
+    rows = rows[rows["rank"] == r]
     if rows.empty:
         raise InputError(
             f"no layer has both dimensions above rank {r}; ask for the summary at a smaller rank."
         )
     return rows
+
+
+def _informative(layers: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose rank is below both dimensions (r = d scores a trivial 1)."""
+    return layers[layers["rank"] < layers[["out_dim", "in_dim"]].min(axis=1)]
 
 
 def _defined(indices: pd.DataFrame, rows: pd.DataFrame, side: str) -> list[float]:
