@@ -20,7 +20,8 @@ Implementation: one :class:`torch.nn.utils.parametrize` parametrization per targ
 the only parameter. The forward recomputes the weight at each call (one ``out × r × in_flat``
 matrix product per layer), which is cheap next to the layer's own work.
 
-Numerics: the SVD is the exact ``torch.linalg.svd`` (``full_matrices=False``) computed in
+Numerics: the SVD is the weight-space analysis' own (:func:`repscope.weightspace._svd.top_svd`:
+the exact ``torch.linalg.svd`` up to a smaller dimension of 4096, on one CPU thread) computed in
 float64 on the weight's device, then ``U_r``, ``V_r`` and ``σ_r`` are cast back to the weight's
 dtype. Float64 makes the singular vectors accurate (a float32 SVD of a weight with close singular
 values can give vectors wrong well beyond float32 round-off); casting back keeps the forward in
@@ -44,6 +45,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from repscope._validation import InputError
+from repscope.weightspace._svd import svd_threads, top_svd
 
 __all__ = ["SpectralAdapter", "SpectralDelta", "spectral_adapter"]
 
@@ -83,10 +85,11 @@ class SpectralDelta(nn.Module):
         super().__init__()
         w = weight.detach()
         matrix = w.reshape(w.shape[0], -1).to(torch.float64)
-        U, S, Vh = torch.linalg.svd(matrix, full_matrices=False)
-        self.register_buffer("U_r", U[:, :rank].to(w.dtype).contiguous())
-        self.register_buffer("V_r", Vh[:rank].T.to(w.dtype).contiguous())
-        self.register_buffer("sigma", S[:rank].to(w.dtype).contiguous())
+        with svd_threads(w.device):  # one thread on the CPU: faster and machine-independent
+            top = top_svd(matrix, rank)
+        self.register_buffer("U_r", top.U.to(w.dtype).contiguous())
+        self.register_buffer("V_r", top.V.to(w.dtype).contiguous())
+        self.register_buffer("sigma", top.S.to(w.dtype).contiguous())
         self.delta = nn.Parameter(torch.zeros(rank, dtype=w.dtype, device=w.device))
 
     @property

@@ -208,8 +208,9 @@ def spectral_stability(
     >>> nn = torch.nn
     >>> base = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 16))
     >>> result = spectral_stability(base, base, ranks=(1, 4))
-    >>> result.summary(4)["overlap"], result.summary(4)["n_changed"]
-    (1.0, 0)
+    >>> summary = result.summary(4)
+    >>> round(summary["overlap"], 12), summary["n_changed"], summary["update_share"]
+    (1.0, 0, 1.0)
     """
     ranks_checked = check_ranks(ranks)
     if not (isinstance(gap_tol, (int, float)) and 0 <= gap_tol < 1):
