@@ -38,6 +38,7 @@ bench: install oracle
 	$(BIN)/python benchmarks/distributed_knn.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/wasserstein.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/probes.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/finetune.py $(BENCH_ARGS)
 
 # DADApy 0.3.4 needs numpy<2, so it lives in its own venv (pins: benchmarks/oracle-requirements.txt;
 # dadapy is an sdist, compiled here with gcc). It times DADApy for `make bench` and writes the
