@@ -22,6 +22,11 @@ zoo_app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
+CacheOpt = Annotated[
+    Path | None, typer.Option(help="Cache root (default: $REPSCOPE_CACHE or ~/.cache/repscope).")
+]
+ForceOpt = Annotated[bool, typer.Option(help="Retrain even when cached.")]
+
 _TRAIN_HEADER = ("name", "params", "n_train", "train acc", "test acc", "sec", "cached")
 _LIST_HEADER = ("spec", "params (M)", "training data", "res", "top-1")
 _FINETUNE_HEADER = (
@@ -42,11 +47,8 @@ def train(
         list[str] | None,
         typer.Argument(help="Members to train (default: all), e.g. cnn-w16-d2-n4000."),
     ] = None,
-    cache_dir: Annotated[
-        Path | None,
-        typer.Option(help="Cache root (default: $REPSCOPE_CACHE or ~/.cache/repscope)."),
-    ] = None,
-    force: Annotated[bool, typer.Option(help="Retrain even when cached.")] = False,
+    cache_dir: CacheOpt = None,
+    force: ForceOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Train mini-zoo members on MNIST (CPU, seconds each), reusing the cache."""
@@ -117,11 +119,8 @@ def finetune(
         typer.Option(help="Input side for ImageNet models (default 96); mini-zoo: always 28."),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of split, head, training.")] = None,
-    cache_dir: Annotated[
-        Path | None,
-        typer.Option(help="Cache root (default: $REPSCOPE_CACHE or ~/.cache/repscope)."),
-    ] = None,
-    force: Annotated[bool, typer.Option(help="Retrain even when cached.")] = False,
+    cache_dir: CacheOpt = None,
+    force: ForceOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Fully fine-tune pretrained models on offline image tasks (CPU), reusing the cache."""

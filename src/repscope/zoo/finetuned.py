@@ -37,7 +37,7 @@ from typing import Any
 from repscope._provenance import library_versions
 from repscope._validation import InputError
 from repscope.io.atomic import atomic_write_bytes, atomic_write_json, sha256_bytes
-from repscope.io.paths import default_cache_dir
+from repscope.zoo._cache import cache_root, read_sidecar, weights_intact
 
 __all__ = [
     "FINETUNE_BASES",
@@ -311,7 +311,7 @@ def finetune_zoo(
 
     configs = _resolve_configs(bases, tasks, budget)
     splits = _task_splits(configs.values())  # checks sizes before any base loads or trains
-    root = _cache_root(cache_dir)
+    root = cache_root(cache_dir)
     zoo = root / ZOO_FOLDER
     loaded: dict[str, Any] = {}
     for config in configs.values():
@@ -362,7 +362,7 @@ def load_finetuned(
     """
     import safetensors.torch
 
-    root = _cache_root(cache_dir)
+    root = cache_root(cache_dir)
     wanted = name_or_config if isinstance(name_or_config, FinetuneConfig) else None
     name = finetuned_name(wanted) if wanted is not None else str(name_or_config)
     folder = root / ZOO_FOLDER / name
@@ -505,32 +505,14 @@ def _architecture(config: FinetuneConfig, sidecar: dict[str, Any], root: Path) -
 # ---- cache
 
 
-def _cache_root(cache_dir: str | os.PathLike[str] | None) -> Path:
-    return Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-
-
 def _read_sidecar(folder: Path) -> dict[str, Any] | None:
-    """The parsed sidecar of ``folder``, or None if missing, unreadable or of another format."""
-    path = folder / SIDECAR_FILE
-    try:
-        sidecar = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        logger.warning("fine-tuned zoo: unreadable sidecar %s (%s)", path, exc)
-        return None
-    if not isinstance(sidecar, dict) or sidecar.get("format") != CACHE_FORMAT:
-        return None
-    if not _SIDECAR_KEYS <= sidecar.keys() or "sha256" not in sidecar["weights"]:
-        logger.warning("fine-tuned zoo: incomplete sidecar %s", path)
-        return None
-    return sidecar
+    return read_sidecar(
+        folder / SIDECAR_FILE, version=CACHE_FORMAT, keys=_SIDECAR_KEYS, what="fine-tuned zoo"
+    )
 
 
 def _valid_entry(folder: Path, config: FinetuneConfig, base_hash: str) -> dict[str, Any] | None:
     """The sidecar if ``folder`` holds ``config`` trained from this base, intact; else None."""
-    from repscope.io.atomic import sha256_file
-
     sidecar = _read_sidecar(folder)
     if sidecar is None:
         return None
@@ -540,9 +522,8 @@ def _valid_entry(folder: Path, config: FinetuneConfig, base_hash: str) -> dict[s
     if sidecar["base"].get("weights_hash") != base_hash:
         logger.info("fine-tuned zoo: %s's base weights changed; retraining", folder.name)
         return None
-    weights = folder / WEIGHTS_FILE
-    if not weights.is_file() or sha256_file(weights) != sidecar["weights"]["sha256"]:
-        logger.warning("fine-tuned zoo: %s fails its sha256 check; retraining", weights)
+    if not weights_intact(folder / WEIGHTS_FILE, sidecar):
+        logger.warning("fine-tuned zoo: %s fails its sha256 check; retraining", folder.name)
         return None
     return sidecar
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import difflib
 import io
-import json
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -27,8 +26,8 @@ from typing import Any
 
 from repscope._provenance import library_versions
 from repscope._validation import InputError
-from repscope.io.atomic import atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
-from repscope.io.paths import default_cache_dir
+from repscope.io.atomic import atomic_write_bytes, atomic_write_json, sha256_bytes
+from repscope.zoo._cache import cache_root, read_sidecar, weights_intact
 from repscope.zoo._members import (
     BY_NAME,
     MINIZOO,
@@ -135,7 +134,7 @@ def train_minizoo(
     from repscope._progress import progress_bar
 
     configs = _resolve_many(names)
-    root = _cache_root(cache_dir)
+    root = cache_root(cache_dir)
     zoo = root / ZOO_FOLDER
     entries = {c.name: None if force else _valid_entry(zoo / c.name, c) for c in configs}
     stale = [c for c in configs if entries[c.name] is None]
@@ -172,7 +171,7 @@ def load_minizoo_model(name: str, cache_dir: str | os.PathLike[str] | None = Non
     """
     import torch
 
-    root = _cache_root(cache_dir)
+    root = cache_root(cache_dir)
     folder = root / ZOO_FOLDER / str(name)
     sidecar = _read_sidecar(folder) if NAME_PATTERN.fullmatch(str(name)) else None
     if sidecar is None:
@@ -181,7 +180,7 @@ def load_minizoo_model(name: str, cache_dir: str | os.PathLike[str] | None = Non
                 f"minizoo model {name} is not trained in {root}; run `repscope zoo train {name}`."
             )
         raise InputError(_unknown_name_message(str(name), root))
-    if not _weights_intact(folder, sidecar):
+    if not weights_intact(folder / WEIGHTS_FILE, sidecar):
         raise InputError(
             f"minizoo model {name} in {root} has missing or corrupted weights (sha256 mismatch); "
             f"run `repscope zoo train {name}` to retrain it."
@@ -234,26 +233,10 @@ def _unknown_name_message(name: str, root: Path | None) -> str:
 # ---- cache
 
 
-def _cache_root(cache_dir: str | os.PathLike[str] | None) -> Path:
-    return Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-
-
 def _read_sidecar(folder: Path) -> dict[str, Any] | None:
-    """The parsed sidecar of ``folder``, or None if missing, unreadable or of another format."""
-    path = folder / SIDECAR_FILE
-    try:
-        sidecar = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        logger.warning("mini zoo: unreadable sidecar %s (%s)", path, exc)
-        return None
-    if not isinstance(sidecar, dict) or sidecar.get("format") != CACHE_FORMAT:
-        return None
-    if not _SIDECAR_KEYS <= sidecar.keys() or "sha256" not in sidecar["weights"]:
-        logger.warning("mini zoo: incomplete sidecar %s", path)
-        return None
-    return sidecar
+    return read_sidecar(
+        folder / SIDECAR_FILE, version=CACHE_FORMAT, keys=_SIDECAR_KEYS, what="mini zoo"
+    )
 
 
 def _valid_entry(folder: Path, config: MiniZooConfig) -> dict[str, Any] | None:
@@ -264,15 +247,10 @@ def _valid_entry(folder: Path, config: MiniZooConfig) -> dict[str, Any] | None:
     if sidecar.get("config") != asdict(config):
         logger.info("mini zoo: %s was trained with another config; retraining", config.name)
         return None
-    if not _weights_intact(folder, sidecar):
+    if not weights_intact(folder / WEIGHTS_FILE, sidecar):
         logger.warning("mini zoo: %s fails its sha256 check; retraining", folder / WEIGHTS_FILE)
         return None
     return sidecar
-
-
-def _weights_intact(folder: Path, sidecar: dict[str, Any]) -> bool:
-    weights = folder / WEIGHTS_FILE
-    return weights.is_file() and sha256_file(weights) == sidecar["weights"]["sha256"]
 
 
 def _train_one(config: MiniZooConfig, folder: Path, on_epoch: Callable[[], None]) -> dict[str, Any]:
