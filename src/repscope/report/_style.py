@@ -85,9 +85,21 @@ def family_styles(families: list[str]) -> dict[str, tuple[str, str]]:
     }
 
 
-def scatter_by_family(ax: Axes, frame: pd.DataFrame, x: str, y: str) -> None:
-    """One scatter per family (column ``family`` of ``frame``), coloured and labelled."""
-    styles = family_styles(frame["family"].unique().tolist())
+def scatter_by_family(
+    ax: Axes,
+    frame: pd.DataFrame,
+    x: str,
+    y: str,
+    styles: dict[str, tuple[str, str]] | None = None,
+) -> None:
+    """One scatter per family (column ``family`` of ``frame``), coloured and labelled.
+
+    ``styles`` (:func:`family_styles` of a larger set) keeps colours equal across panels.
+    """
+    present = set(frame["family"])
+    if styles is None:
+        styles = family_styles(sorted(present))
+    styles = {family: style for family, style in styles.items() if family in present}
     for family, (color, marker) in styles.items():
         part = frame[frame["family"] == family]
         ax.scatter(

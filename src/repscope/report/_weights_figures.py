@@ -81,7 +81,7 @@ def spectral_panels(
     for ax in (axes[0], axes[2]):
         ax.set_ylabel("top-r subspace overlap")
     axes[0].legend(fontsize="x-small", loc="lower left")
-    _against_size(axes[3], measures, models, task, rank, stats_row)
+    _against_size(axes[3], measures, models, task, rank, stats_row, styles)
     fig.suptitle(f"Spectral basis under fine-tuning on {task}")
     return fig
 
@@ -116,13 +116,14 @@ def _against_size(
     task: str,
     rank: int,
     stats_row: Callable[[str, str], StatsRow | None] | None,
+    styles: dict[str, tuple[str, str]],
 ) -> None:
     rows = select(measures, "spectral_overlap", target=task, layer=_LAYER, estimator="all", k=rank)
     size = models.set_index("model")["pretrain_size"].astype(float).rename("pretrain_size")
     frame = paired(size, per_model(rows, "spectral_overlap"), models)
     if (frame["x"] <= 0).any():
         raise InputError("pretraining-set sizes must be positive for a log axis.")
-    scatter_by_family(ax, frame, "x", "y")
+    scatter_by_family(ax, frame, "x", "y", styles)
     ax.set_xscale("log")
     draw_fit(ax, frame["x"].to_numpy(), frame["y"].to_numpy(), log_x=True)
     quantity = f"spectral_overlap@all@k={rank}@target={task}@layer={_LAYER}"
