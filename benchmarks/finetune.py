@@ -88,6 +88,28 @@ def pointwise_convs(module: Any, head: str) -> list[str]:
     ]
 
 
+def plain_pointwise(module: Any, targets: list[str]) -> None:
+    """Swap each targeted 1×1 conv of a subclass (EfficientNet-Lite's ``Conv2dStaticSamePadding``)
+    for a plain ``nn.Conv2d`` with the same weights, in place.
+
+    peft builds LoRA's B factor as ``type(layer)(...)``, which that subclass's constructor
+    refuses (it needs an image size). A 1×1, stride-1 'same' convolution pads nothing, so the
+    outputs are identical; every method gets the swapped model.
+    """
+    from torch import nn
+
+    for name in targets:
+        layer = module.get_submodule(name)
+        if type(layer) is nn.Conv2d:
+            continue
+        if layer.stride != (1, 1) and list(layer.stride) != [1, 1]:
+            raise ValueError(f"{name}: a strided 1×1 conv of {type(layer).__name__} pads")
+        plain = nn.Conv2d(layer.in_channels, layer.out_channels, 1, bias=layer.bias is not None)
+        plain.load_state_dict(layer.state_dict(), strict=False)
+        parent, _, leaf = name.rpartition(".")
+        setattr(module.get_submodule(parent) if parent else module, leaf, plain)
+
+
 def build(method: str, base: Any, head: str, targets: list[str]) -> tuple[Any, Any]:
     """A fresh trainable copy of ``base`` for ``method`` and, for spectral, its adapter."""
     import torch
@@ -150,6 +172,7 @@ def bench(spec: str, task: str, n_train: int, epochs: int) -> dict[str, Any]:
     head = replace_head(base, data.n_classes, seed=SEED)  # trainable; the rest stays frozen
     n_model = sum(p.numel() for p in base.parameters())
     targets = pointwise_convs(base, head)
+    plain_pointwise(base, targets)
     rows: dict[str, Any] = {}
     for method in METHODS:
         setup, _ = measure(lambda method=method: build(method, base, head, targets))
